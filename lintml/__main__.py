@@ -1,0 +1,3 @@
+from lintml.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,261 @@
+"""`lintml check | rules | explain`: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lintml import __version__
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not a usage dump
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def _codes(value: str) -> list[str]:
+    return [code.strip() for code in value.split(",") if code.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="lintml", description="Lint PyTorch and Hugging Face code.")
+    parser.add_argument("--version", action="version", version=f"lintml {__version__}")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    check = commands.add_parser("check", help="check files and folders (default: the current folder)")
+    check.add_argument("paths", nargs="*", type=str, help="files or folders; `-` reads standard input")
+    check.add_argument("--select", type=_codes, help="only these codes or prefixes (replaces the configured list)")
+    check.add_argument("--extend-select", type=_codes, default=[], help="add codes or prefixes to the selection")
+    check.add_argument("--ignore", type=_codes, help="codes or prefixes to leave out (replaces the configured list)")
+    check.add_argument("--exclude", type=_codes, help="glob patterns to skip (replaces the defaults and the configured list)")
+    check.add_argument("--extend-exclude", type=_codes, default=[], help="more glob patterns to skip")
+    check.add_argument("--output-format", choices=("full", "concise", "json", "sarif", "github"))
+    check.add_argument("--fix", action="store_true", help="apply safe fixes in place")
+    check.add_argument("--unsafe-fixes", action="store_true", help="with --fix or --diff, also apply unsafe fixes")
+    check.add_argument("--diff", action="store_true", help="print the fixes as a unified diff; change nothing")
+    check.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
+    check.add_argument("--stdin-filename", help="the name of the file read from standard input")
+    check.add_argument("--config", type=Path, help="use this pyproject.toml instead of searching for one")
+
+    rules = commands.add_parser("rules", help="list every rule")
+    rules.add_argument("--format", choices=("text", "markdown"), default="text")
+
+    explain = commands.add_parser("explain", help="print a rule's page")
+    explain.add_argument("code")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command == "check":
+            return _check(args)
+        if args.command == "rules":
+            return _rules(args)
+        if args.command == "explain":
+            return _explain(args)
+        parser.print_help()
+        return EXIT_ERROR
+    except UsageError as error:
+        print(f"lintml: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def _overrides(args) -> dict:
+    table: dict = {}
+    for key in ("select", "ignore", "exclude", "output_format"):
+        value = getattr(args, key)
+        if value is not None:
+            table[key.replace("_", "-")] = value
+    return table
+
+
+def _check(args) -> int:
+    from lintml.config import ConfigError, config_from_table, discover
+    from lintml.files import InputError, decode_source
+    from lintml.output import Report, render
+    from lintml.runner import RunResult, process_text, run
+
+    paths = args.paths or ["."]
+    reading_stdin = paths == ["-"]
+    if "-" in paths and not reading_stdin:
+        raise UsageError("`-` (standard input) cannot be combined with other paths")
+    if args.stdin_filename and not reading_stdin:
+        raise UsageError("--stdin-filename is only used with `-` (standard input)")
+
+    try:
+        overrides = _overrides(args)
+
+        def configure(base_path: Path):
+            config = discover(base_path, args.config)
+            config = config_from_table(overrides, None, config)
+            if args.extend_select or args.extend_exclude:
+                config = config_from_table(
+                    {
+                        "extend-select": [*config.extend_select, *args.extend_select],
+                        "extend-exclude": [*config.extend_exclude, *args.extend_exclude],
+                    },
+                    None,
+                    config,
+                )
+            return config
+
+        if reading_stdin:
+            filename = args.stdin_filename or "<stdin>"
+            config = configure(Path(args.stdin_filename) if args.stdin_filename else Path.cwd())
+            result = RunResult()
+            source = decode_source(sys.stdin.buffer.read(), filename)
+            result.files_checked = 1
+            fixed = process_text(
+                source.text,
+                filename,
+                config,
+                result,
+                fix=args.fix,
+                unsafe=args.unsafe_fixes,
+                diff=args.diff,
+                path=Path(args.stdin_filename) if args.stdin_filename else None,
+            )
+            if result.findings or fixed is not None:
+                result.fixed_sources[filename] = source.text
+            if args.fix:
+                # the fixed program goes to stdout, the report to stderr
+                sys.stdout.write(fixed if fixed is not None else source.text)
+                sys.stdout.flush()
+            configs = {filename: config}
+        else:
+            configs_by_path = {p: configure(Path(p)) for p in paths}
+            result = RunResult()
+            for path_text, config in configs_by_path.items():
+                partial = run(
+                    [Path(path_text)], config, fix=args.fix, unsafe=args.unsafe_fixes, diff=args.diff
+                )
+                _merge(result, partial)
+            configs = configs_by_path
+    except (ConfigError, InputError) as error:
+        print(f"lintml: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+
+    first_config = next(iter(configs.values()))
+    fmt = first_config.output_format
+    for line in result.input_errors:
+        print(f"lintml: error: {line}", file=sys.stderr)
+    for error in result.errors:
+        print(
+            f"lintml: internal error: {error.code} crashed on {error.filename} ({error.error}); "
+            "the other rules and files were still checked. Please report this.",
+            file=sys.stderr,
+        )
+
+    if args.diff:
+        sys.stdout.write("".join(result.diffs))
+        if result.input_errors or result.errors:
+            return EXIT_ERROR
+        return EXIT_FINDINGS if result.diffs and not args.exit_zero else EXIT_CLEAN
+
+    sources = _sources_for(result)
+    report = Report(
+        findings=result.findings,
+        sources=sources,
+        enabled=frozenset().union(*(c.enabled_codes() for c in configs.values())),
+        root=first_config.root,
+        unsafe_fixes=args.unsafe_fixes,
+        fixed=len(result.fixed),
+    )
+    output = render(fmt, report)
+    stream = sys.stderr if (reading_stdin and args.fix) else sys.stdout
+    if result.files_checked == 0 and not result.input_errors and fmt in ("full", "concise"):
+        print("lintml: warning: no Python files found", file=sys.stderr)
+    stream.write(output)
+    if result.input_errors or result.errors:
+        return EXIT_ERROR
+    if result.findings and not args.exit_zero:
+        return EXIT_FINDINGS
+    return EXIT_CLEAN
+
+
+def _merge(into, part) -> None:
+    into.findings.extend(part.findings)
+    into.errors.extend(part.errors)
+    into.input_errors.extend(part.input_errors)
+    into.files_checked += part.files_checked
+    into.fixed.extend(part.fixed)
+    into.diffs.extend(part.diffs)
+    into.fixed_sources.update(part.fixed_sources)
+
+
+def _sources_for(result) -> dict[str, str]:
+    """The text of each file with findings, as it is now (for snippets and fingerprints)."""
+    from lintml.files import InputError, read_source
+
+    sources = dict(result.fixed_sources)
+    for filename in {f.filename for f in result.findings} - sources.keys():
+        try:
+            sources[filename] = read_source(Path(filename)).text
+        except InputError:
+            pass
+    return sources
+
+
+def _rules(args) -> int:
+    from lintml.registry import RULES
+
+    rows = [
+        (
+            rule.code,
+            rule.name,
+            rule.family,
+            "on" if rule.default_enabled else "off",
+            rule.fix_safety.value if rule.fix_safety else "-",
+        )
+        for rule in RULES.values()
+    ]
+    if args.format == "markdown":
+        print(rules_markdown())
+        return EXIT_CLEAN
+    header = ("code", "name", "family", "default", "fix")
+    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return EXIT_CLEAN
+
+
+def rules_markdown() -> str:
+    """The README's rule table, generated from the registry and the rule pages."""
+    from lintml.registry import RULES, page
+
+    lines = ["| Code | Name | What it finds | Default | Fix |", "|---|---|---|---|---|"]
+    for rule in RULES.values():
+        rule_page = page(rule.code)
+        what = rule_page.short_description if rule_page else rule.summary
+        fix = rule.fix_safety.value if rule.fix_safety else "-"
+        lines.append(
+            f"| [{rule.code}](rules/{rule.code}.md) | {rule.name} | {what} | "
+            f"{'on' if rule.default_enabled else 'off'} | {fix} |"
+        )
+    return "\n".join(lines)
+
+
+def _explain(args) -> int:
+    from lintml.registry import RULES, page
+
+    code = args.code.upper()
+    if code not in RULES:
+        raise UsageError(f"unknown rule code `{args.code}`; `lintml rules` lists them")
+    rule_page = page(code)
+    if rule_page is None:
+        print(f"lintml: error: the page for {code} is missing from this installation", file=sys.stderr)
+        return EXIT_ERROR
+    text = rule_page.text.split("\n---\n", 1)[1] if rule_page.text.startswith("---\n") else rule_page.text
+    sys.stdout.write(text.lstrip("\n"))
+    return EXIT_CLEAN

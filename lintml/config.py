@@ -1,0 +1,215 @@
+"""`[tool.lintml]` in pyproject.toml: discovery, validation, and command-line overrides."""
+
+from __future__ import annotations
+
+import fnmatch
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+
+from lintml.registry import RULES, codes_matching
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+OUTPUT_FORMATS = ("full", "concise", "json", "sarif", "github")
+
+DEFAULT_EXCLUDE = (
+    ".git",
+    ".hg",
+    ".svn",
+    ".venv",
+    "venv",
+    ".env",
+    "env",
+    ".tox",
+    ".nox",
+    ".eggs",
+    "*.egg-info",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".lintml_cache",
+    "__pycache__",
+    "__pypackages__",
+    "build",
+    "dist",
+    "node_modules",
+    "site-packages",
+)
+
+LIST_KEYS = ("select", "extend-select", "ignore", "exclude", "extend-exclude")
+KNOWN_KEYS = (*LIST_KEYS, "per-file-ignores", "output-format")
+CODE_KEYS = ("select", "extend-select", "ignore")
+
+
+class ConfigError(Exception):
+    """A configuration mistake; its text is the one line the user sees."""
+
+
+@dataclass(frozen=True)
+class Config:
+    select: tuple[str, ...] | None = None  # None: the rules that are on by default
+    extend_select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDE
+    extend_exclude: tuple[str, ...] = ()
+    output_format: str = "full"
+    # the folder paths in the configuration are relative to (the pyproject's folder)
+    root: Path = field(default_factory=Path.cwd)
+    source: Path | None = None  # the pyproject.toml it came from
+
+    # -- which rules run ------------------------------------------------------------
+
+    def enabled_codes(self) -> frozenset[str]:
+        if self.select is None:
+            chosen = {code for code, rule in RULES.items() if rule.default_enabled}
+        else:
+            chosen = {code for selector in self.select for code in codes_matching(selector)}
+        chosen |= {code for selector in self.extend_select for code in codes_matching(selector)}
+        chosen -= {code for selector in self.ignore for code in codes_matching(selector)}
+        return frozenset(chosen)
+
+    def enabled_codes_for(self, path: Path | str) -> frozenset[str]:
+        codes = self.enabled_codes()
+        if not self.per_file_ignores:
+            return codes
+        relative = self.relative(path)
+        for pattern, selectors in self.per_file_ignores:
+            if _glob_matches(pattern, relative):
+                codes -= {code for selector in selectors for code in codes_matching(selector)}
+        return codes
+
+    # -- which files are checked ----------------------------------------------------
+
+    def is_excluded(self, path: Path) -> bool:
+        relative = self.relative(path)
+        return any(_glob_matches(pattern, relative) for pattern in (*self.exclude, *self.extend_exclude))
+
+    def relative(self, path: Path | str) -> PurePosixPath:
+        path = Path(path)
+        absolute = path if path.is_absolute() else Path.cwd() / path
+        for base in (self.root, Path.cwd()):
+            try:
+                return PurePosixPath(absolute.relative_to(base).as_posix())
+            except ValueError:
+                continue
+        # outside the project: only the file's own name can match a pattern
+        return PurePosixPath(absolute.name)
+
+
+def _glob_matches(pattern: str, relative: PurePosixPath) -> bool:
+    """A pattern matches the path, any parent folder of it, or any single component."""
+    pattern = pattern.rstrip("/")
+    if pattern.startswith("./"):
+        pattern = pattern[2:]
+    if "/" in pattern:
+        candidates = [str(relative), *(str(parent) for parent in relative.parents if str(parent) != ".")]
+        return any(fnmatch.fnmatchcase(candidate, pattern) for candidate in candidates)
+    return any(fnmatch.fnmatchcase(part, pattern) for part in relative.parts)
+
+
+# -- discovery and parsing -----------------------------------------------------------
+
+
+def find_pyproject(start: Path) -> Path | None:
+    """The nearest pyproject.toml with a [tool.lintml] table, from `start` upward."""
+    start = start.resolve()
+    folder = start if start.is_dir() else start.parent
+    for candidate in (folder, *folder.parents):
+        pyproject = candidate / "pyproject.toml"
+        if pyproject.is_file() and _has_lintml_table(pyproject):
+            return pyproject
+    return None
+
+
+def _has_lintml_table(pyproject: Path) -> bool:
+    try:
+        text = pyproject.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    if "lintml" not in text:
+        return False
+    try:
+        tool = tomllib.loads(text).get("tool", {})
+    except tomllib.TOMLDecodeError:
+        return True  # ours, and broken: loading it will say where
+    return isinstance(tool, dict) and "lintml" in tool
+
+
+def load_config(pyproject: Path) -> Config:
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"{pyproject}: cannot read: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{pyproject}: not valid UTF-8") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{pyproject}: invalid TOML: {error}") from None
+    table = data.get("tool", {}).get("lintml", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{pyproject}: [tool.lintml] must be a table")
+    return config_from_table(table, pyproject)
+
+
+def config_from_table(table: dict, source: Path | None, base: Config | None = None) -> Config:
+    where = str(source) if source else "command line"
+    for key in table:
+        if key not in KNOWN_KEYS:
+            raise ConfigError(
+                f"{where}: unknown key `{key}` in [tool.lintml]; known keys: {', '.join(KNOWN_KEYS)}"
+            )
+    values: dict = {}
+    for key in LIST_KEYS:
+        if key in table:
+            items = table[key]
+            if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+                raise ConfigError(f"{where}: `{key}` must be a list of strings")
+            if key in CODE_KEYS:
+                validate_selectors(items, key, where)
+            values[key.replace("-", "_")] = tuple(items)
+    if "per-file-ignores" in table:
+        mapping = table["per-file-ignores"]
+        if not isinstance(mapping, dict):
+            raise ConfigError(f"{where}: `per-file-ignores` must be a table of glob = [codes]")
+        pairs = []
+        for pattern, codes in mapping.items():
+            if not isinstance(codes, list) or not all(isinstance(code, str) for code in codes):
+                raise ConfigError(f"{where}: `per-file-ignores` entry `{pattern}` must be a list of codes")
+            validate_selectors(codes, f"per-file-ignores.{pattern}", where)
+            pairs.append((pattern, tuple(codes)))
+        values["per_file_ignores"] = tuple(pairs)
+    if "output-format" in table:
+        fmt = table["output-format"]
+        if fmt not in OUTPUT_FORMATS:
+            raise ConfigError(
+                f"{where}: `output-format` must be one of {', '.join(OUTPUT_FORMATS)}, not {fmt!r}"
+            )
+        values["output_format"] = fmt
+    base = base or Config()
+    if source is not None:
+        values["root"] = source.parent.resolve()
+        values["source"] = source
+    return replace(base, **values)
+
+
+def validate_selectors(selectors, key: str, where: str) -> None:
+    for selector in selectors:
+        if not isinstance(selector, str) or not selector.startswith("LML") or not codes_matching(selector):
+            raise ConfigError(f"{where}: `{key}` names unknown rule code `{selector}` (see `lintml rules`)")
+
+
+def discover(start: Path, explicit: Path | None = None) -> Config:
+    """The configuration for files under `start`: an explicit file, the nearest
+    pyproject.toml with [tool.lintml], or the defaults rooted at the current folder."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise ConfigError(f"{explicit}: configuration file not found")
+        return load_config(explicit)
+    pyproject = find_pyproject(start)
+    if pyproject is None:
+        return Config()
+    return load_config(pyproject)

@@ -1,0 +1,231 @@
+"""One file's text -> findings: pre-filter, one parse, one traversal by every check,
+positions only for what is reported, then suppressions.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import libcst as cst
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from lintml.checks.base import Anchor, Check, FileContext, NodeFix
+from lintml.findings import Edit, Finding, Fix, Position
+from lintml.registry import CHECKS, RULES, SYNTAX_ERROR, UNUSED_SUPPRESSION
+from lintml.suppressions import parse_suppressions
+
+
+@dataclass
+class InternalError:
+    """A check crashed on a file: reported to the user, never raised through."""
+
+    filename: str
+    code: str
+    error: str
+
+
+@dataclass
+class FileResult:
+    filename: str
+    findings: list[Finding] = field(default_factory=list)
+    errors: list[InternalError] = field(default_factory=list)
+
+
+@lru_cache(maxsize=None)
+def _handler_names(check: type[Check]) -> tuple[tuple[str, str, str], ...]:
+    """(event, node type, method name) for each visit_/leave_ method of a check."""
+    names = []
+    for attribute in dir(check):
+        event, _, node_type = attribute.partition("_")
+        if event in ("visit", "leave") and node_type and node_type[0].isupper():
+            names.append((event, node_type, attribute))
+    return tuple(names)
+
+
+class _Traversal(cst.CSTVisitor):
+    """Runs every check's handlers in a single walk and keeps the current scope."""
+
+    def __init__(self, context: FileContext, checks: list[Check], result: FileResult) -> None:
+        self.context = context
+        self.result = result
+        self.handlers: dict[tuple[str, str], list] = defaultdict(list)
+        for check in checks:
+            for event, node_type, method in _handler_names(type(check)):
+                self.handlers[(event, node_type)].append((check, getattr(check, method)))
+        self.crashed: set[str] = set()
+
+    def _run(self, event: str, node: cst.CSTNode) -> None:
+        for check, handler in self.handlers.get((event, type(node).__name__), ()):
+            if check.code in self.crashed:
+                continue
+            try:
+                handler(node)
+            except Exception as error:  # a broken check must not take the run down
+                self.crashed.add(check.code)
+                self.result.errors.append(
+                    InternalError(self.context.filename, check.code, f"{type(error).__name__}: {error}")
+                )
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        self._run("visit", node)
+        scope = self.context.imports.scope_of(node) if isinstance(node, (cst.FunctionDef, cst.ClassDef)) else None
+        if scope is not None:
+            self.context.scope = scope
+        return True
+
+    def on_leave(self, original_node: cst.CSTNode) -> None:
+        if isinstance(original_node, (cst.FunctionDef, cst.ClassDef)):
+            scope = self.context.imports.scope_of(original_node)
+            if scope is not None and scope.parent is not None:
+                self.context.scope = scope.parent
+        self._run("leave", original_node)
+
+
+def checks_for(source: str, enabled: frozenset[str]) -> list[type[Check]]:
+    """Enabled checks that can fire on this text (the text pre-filter)."""
+    return [
+        check
+        for check in CHECKS
+        if check.code in enabled and (not check.triggers or any(t in source for t in check.triggers))
+    ]
+
+
+def _syntax_error(source: str, filename: str, libcst_error: Exception | None) -> Finding | None:
+    """LML900 for a file that does not parse; CPython's message and position are the
+    clearest, LibCST's are used when only LibCST rejects the file."""
+    try:
+        compile(source, filename, "exec", flags=0x400, dont_inherit=True)  # PyCF_ONLY_AST
+    except SyntaxError as error:
+        line = error.lineno or 1
+        column = error.offset or 1
+        message = error.msg
+    except (ValueError, RecursionError, MemoryError) as error:
+        line, column, message = 1, 1, str(error)
+    else:
+        if libcst_error is None:
+            return None
+        line = getattr(libcst_error, "raw_line", 1) or 1
+        column = (getattr(libcst_error, "raw_column", 0) or 0) + 1
+        message = getattr(libcst_error, "message", str(libcst_error)).replace("\n", " ")
+    return Finding(
+        SYNTAX_ERROR,
+        f"Cannot parse this file: {message}",
+        filename,
+        Position(line, column),
+        Position(line, column),
+        noqa_line=line,
+    )
+
+
+def lint_source(source: str, filename: str, enabled: frozenset[str]) -> FileResult:
+    result = FileResult(filename)
+    check_classes = checks_for(source, enabled)
+    if not check_classes:
+        if SYNTAX_ERROR in enabled:
+            syntax = _syntax_error(source, filename, None)
+            if syntax is not None:
+                result.findings.append(syntax)
+    else:
+        try:
+            module = cst.parse_module(source)
+        except (cst.ParserSyntaxError, RecursionError) as error:
+            syntax = _syntax_error(source, filename, error)
+            if syntax is not None and SYNTAX_ERROR in enabled:
+                result.findings.append(syntax)
+        else:
+            context = FileContext(filename, source, module)
+            checks = [check(context) for check in check_classes]
+            module.visit(_Traversal(context, checks, result))
+            if context.reports:
+                result.findings.extend(_findings_from_reports(context))
+    result.findings = apply_suppressions(result.findings, source, filename, enabled)
+    result.findings.sort(key=Finding.sort_key)
+    return result
+
+
+def _findings_from_reports(context: FileContext) -> list[Finding]:
+    positions = MetadataWrapper(context.module, unsafe_skip_copy=True).resolve(PositionProvider)
+
+    def at(anchor: Anchor) -> Position:
+        place = getattr(positions[anchor.node], anchor.side)
+        return Position(place.line, place.column + 1)
+
+    def fix_of(node_fix: NodeFix | None) -> Fix | None:
+        if node_fix is None:
+            return None
+        edits = tuple(Edit(at(edit.start), at(edit.end), edit.content) for edit in node_fix.edits)
+        return Fix(node_fix.message, edits, node_fix.applicability)
+
+    findings = []
+    for report in context.reports:
+        span = positions[report.node]
+        start = Position(span.start.line, span.start.column + 1)
+        findings.append(
+            Finding(
+                report.code,
+                report.message,
+                context.filename,
+                start,
+                Position(span.end.line, span.end.column + 1),
+                fix_of(report.fix),
+                noqa_line=start.line,
+            )
+        )
+    return findings
+
+
+def apply_suppressions(
+    findings: list[Finding], source: str, filename: str, enabled: frozenset[str]
+) -> list[Finding]:
+    """Drop what a suppression comment silences; report unused ones as LML901."""
+    suppressions = parse_suppressions(source)
+    if not suppressions.by_line and not suppressions.file_level:
+        return findings
+    kept = []
+    for finding in findings:
+        silencer = suppressions.silencer(finding.code, finding.noqa_line)
+        if silencer is None:
+            kept.append(finding)
+        else:
+            silencer.used.add(finding.code)
+    if UNUSED_SUPPRESSION in enabled:
+        kept.extend(_unused_suppressions(suppressions, filename, enabled))
+    return kept
+
+
+def _unused_suppressions(suppressions, filename: str, enabled: frozenset[str]) -> list[Finding]:
+    found = []
+    for suppression in suppressions.all():
+        if suppression.codes is None:
+            continue  # a bare `# noqa` may serve other linters
+        unknown = sorted(code for code in suppression.codes if code.startswith("LML") and code not in RULES)
+        unused = sorted(
+            code
+            for code in suppression.codes
+            if code in enabled and code != UNUSED_SUPPRESSION and code not in suppression.used
+        )
+        if not unused and not unknown:
+            continue
+        problems = []
+        if unused:
+            problems.append(f"nothing reported {', '.join(unused)} here")
+        if unknown:
+            problems.append(f"{', '.join(unknown)} {'is not a lintml code' if len(unknown) == 1 else 'are not lintml codes'}")
+        silencer = suppressions.silencer(UNUSED_SUPPRESSION, suppression.line)
+        if silencer is not None:
+            silencer.used.add(UNUSED_SUPPRESSION)
+            continue
+        position = Position(suppression.line, suppression.column)
+        found.append(
+            Finding(
+                UNUSED_SUPPRESSION,
+                f"Unused suppression: {'; '.join(problems)}; remove it from the comment",
+                filename,
+                position,
+                position,
+                noqa_line=suppression.line,
+            )
+        )
+    return found

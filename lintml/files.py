@@ -1,0 +1,87 @@
+"""Finding the files to check, reading them as Python reads source, writing them back
+atomically."""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import tokenize
+from dataclasses import dataclass
+from pathlib import Path
+
+from lintml.config import Config
+
+
+class InputError(Exception):
+    """A path or file the user gave that cannot be checked; one line for the user."""
+
+
+def iter_python_files(path: Path, config: Config):
+    """`.py` files under `path`, skipping excluded folders and files, in sorted order."""
+    if path.is_file() or not path.exists():
+        if not path.exists():
+            raise InputError(f"{path}: no such file or directory")
+        if not config.is_excluded(path):
+            yield path
+        return
+    if config.is_excluded(path) and path.resolve() != config.root:
+        return
+    for folder, folder_names, file_names in os.walk(path):
+        here = Path(folder)
+        folder_names[:] = sorted(
+            name
+            for name in folder_names
+            if not config.is_excluded(here / name) and not (here / name / "pyvenv.cfg").exists()
+        )
+        for name in sorted(file_names):
+            if name.endswith(".py") and not config.is_excluded(here / name):
+                yield here / name
+
+
+@dataclass
+class SourceFile:
+    text: str
+    encoding: str
+    bom: bool
+
+
+def decode_source(data: bytes, name: str) -> SourceFile:
+    """Decode as Python does: a BOM, a coding cookie, else UTF-8. Line ends are kept."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+    except SyntaxError as error:
+        raise InputError(f"{name}: cannot decode: {error}") from None
+    bom = encoding == "utf-8-sig"
+    try:
+        text = data.decode(encoding)
+    except (UnicodeDecodeError, LookupError) as error:
+        raise InputError(f"{name}: cannot decode as {encoding}: {error.reason if hasattr(error, 'reason') else error}") from None
+    return SourceFile(text, encoding, bom)
+
+
+def read_source(path: Path) -> SourceFile:
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise InputError(f"{path}: cannot read: {error.strerror or error}") from None
+    return decode_source(data, str(path))
+
+
+def write_atomically(path: Path, source: SourceFile, text: str) -> None:
+    """Write next to the file and rename over it: the file is never half-written,
+    and keeps its permissions and encoding."""
+    data = text.encode(source.encoding)
+    mode = path.stat().st_mode & 0o7777
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".lintml-tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise

@@ -1,0 +1,60 @@
+"""What a check reports: plain data, shared by every output and integration."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Applicability(str, enum.Enum):
+    """Whether a fix may be applied without the user reviewing it."""
+
+    SAFE = "safe"  # applied by --fix
+    UNSAFE = "unsafe"  # applied only with --unsafe-fixes: it can change behaviour
+
+
+@dataclass(frozen=True, order=True)
+class Position:
+    """A place in a source file: line 1-based, column 1-based (in characters)."""
+
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace the text between `start` and `end` (end exclusive) with `content`."""
+
+    start: Position
+    end: Position
+    content: str
+
+
+@dataclass(frozen=True)
+class Fix:
+    message: str
+    edits: tuple[Edit, ...]
+    applicability: Applicability = Applicability.SAFE
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    message: str
+    filename: str
+    start: Position
+    end: Position
+    fix: Fix | None = None
+    # the line whose `# noqa` comment may silence this finding
+    noqa_line: int = field(default=0, compare=False)
+
+    @property
+    def line(self) -> int:
+        return self.start.line
+
+    @property
+    def column(self) -> int:
+        return self.start.column
+
+    def sort_key(self) -> tuple:
+        return (self.filename, self.start.line, self.start.column, self.code)

@@ -1,0 +1,144 @@
+"""Checking and fixing paths: configuration per path, reading, linting, writing back."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lintml import config as config_module
+from lintml.config import Config
+from lintml.engine import FileResult, InternalError, lint_source
+from lintml.files import InputError, SourceFile, iter_python_files, read_source, write_atomically
+from lintml.findings import Finding
+from lintml.fixes import fix_source
+
+
+@dataclass
+class RunResult:
+    findings: list[Finding] = field(default_factory=list)
+    errors: list[InternalError] = field(default_factory=list)
+    input_errors: list[str] = field(default_factory=list)  # unreadable files: one line each
+    files_checked: int = 0
+    fixed: list[Finding] = field(default_factory=list)
+    diffs: list[str] = field(default_factory=list)
+    fixed_sources: dict[str, str] = field(default_factory=dict)  # for stdin
+
+
+def collect_files(paths: list[Path], config: Config | None, config_file: Path | None = None):
+    """(file, its configuration) for every Python file under `paths`."""
+    seen: set[Path] = set()
+    for path in paths:
+        effective = config or config_module.discover(path, config_file)
+        for file in iter_python_files(path, effective):
+            key = file.resolve()
+            if key not in seen:
+                seen.add(key)
+                yield file, effective
+
+
+def display_name(path: Path) -> str:
+    """The path as the user would write it: relative to the current folder if under it."""
+    try:
+        return path.resolve().relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def lint_text(text: str, filename: str, config: Config, path: Path | None = None) -> FileResult:
+    return lint_source(text, filename, config.enabled_codes_for(path or Path(filename)))
+
+
+def process_text(
+    text: str,
+    filename: str,
+    config: Config,
+    result: RunResult,
+    *,
+    fix: bool = False,
+    unsafe: bool = False,
+    diff: bool = False,
+    path: Path | None = None,
+) -> str | None:
+    """Lint (and maybe fix) one text; returns the fixed text when it changed."""
+    if not (fix or diff):
+        file_result = lint_text(text, filename, config, path)
+        result.findings.extend(file_result.findings)
+        result.errors.extend(file_result.errors)
+        return None
+    errors: list[InternalError] = []
+
+    def lint(source: str) -> list[Finding]:
+        file_result = lint_text(source, filename, config, path)
+        errors.extend(file_result.errors)
+        return file_result.findings
+
+    outcome = fix_source(text, lint, unsafe)
+    result.errors.extend(errors)
+    if outcome.source != text and not _parses(outcome.source, filename):
+        # a fix broke the file: keep the original and say so
+        result.errors.append(InternalError(filename, "fix", "a fix produced code that does not parse; file left unchanged"))
+        result.findings.extend(lint(text))
+        return None
+    if outcome.source == text:
+        result.findings.extend(outcome.remaining)
+        return None
+    if diff:
+        result.diffs.append(
+            "".join(
+                difflib.unified_diff(
+                    text.splitlines(keepends=True),
+                    outcome.source.splitlines(keepends=True),
+                    fromfile=f"a/{filename}",
+                    tofile=f"b/{filename}",
+                )
+            )
+        )
+        # nothing is written: report the findings as they stand
+        result.findings.extend(lint(text))
+        return None
+    result.fixed.extend(outcome.fixed)
+    result.findings.extend(outcome.remaining)
+    return outcome.source
+
+
+def _parses(text: str, filename: str) -> bool:
+    try:
+        compile(text, filename, "exec", flags=0x400, dont_inherit=True)  # PyCF_ONLY_AST
+    except (SyntaxError, ValueError, RecursionError):
+        return False
+    return True
+
+
+def run(
+    paths: list[Path],
+    config: Config | None = None,
+    *,
+    config_file: Path | None = None,
+    fix: bool = False,
+    unsafe: bool = False,
+    diff: bool = False,
+) -> RunResult:
+    result = RunResult()
+    for path, effective in collect_files(paths, config, config_file):
+        name = display_name(path)
+        try:
+            source = read_source(path)
+        except InputError as error:
+            result.input_errors.append(str(error))
+            continue
+        result.files_checked += 1
+        new_text = process_text(
+            source.text, name, effective, result, fix=fix, unsafe=unsafe, diff=diff, path=path
+        )
+        if new_text is not None:
+            write_back(path, source, new_text, result)
+    result.findings.sort(key=Finding.sort_key)
+    return result
+
+
+def write_back(path: Path, source: SourceFile, text: str, result: RunResult) -> None:
+    try:
+        write_atomically(path, source, text)
+    except (OSError, UnicodeEncodeError) as error:
+        result.input_errors.append(f"{display_name(path)}: cannot write the fixed file: {error}")
