@@ -1,0 +1,1 @@
+"""What the checks ask about code: imports, models, contexts. No reporting here."""

@@ -1,0 +1,1 @@
+"""One module per rule family; each rule a small class (see base.Check)."""
