@@ -4,6 +4,7 @@ positions only for what is reported, then suppressions.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -44,20 +45,54 @@ def _handler_names(check: type[Check]) -> tuple[tuple[str, str, str], ...]:
     return tuple(names)
 
 
-class _Traversal(cst.CSTVisitor):
-    """Runs every check's handlers in a single walk and keeps the current scope."""
+# Fields that only hold whitespace, comments and punctuation: never walked.
+_TOKEN_FIELDS = (
+    "whitespace", "lpar", "rpar", "comma", "semicolon", "leading_lines", "lines_after",
+    "header", "footer", "trailing", "newline", "equal", "colon", "dot", "lbracket",
+    "rbracket", "lbrace", "rbrace", "empty_lines", "indent", "asynchronous",
+)  # fmt: skip
+# Scopes: what is evaluated outside the new scope comes first, then the body inside it.
+_SCOPE_OUTER_FIELDS = {
+    cst.FunctionDef: ("decorators", "params", "returns"),
+    cst.ClassDef: ("decorators", "bases", "keywords"),
+}
+
+
+@lru_cache(maxsize=None)
+def _child_fields(node_type: type) -> tuple[str, ...]:
+    """The fields of a node type that can hold code, in source order. For a def or
+    class: only those inside its scope (its name is not walked)."""
+    outer = _SCOPE_OUTER_FIELDS.get(node_type)
+    skipped = (*outer, "name") if outer is not None else ()
+    return tuple(
+        field.name
+        for field in dataclasses.fields(node_type)
+        if not field.name.startswith(_TOKEN_FIELDS) and field.name not in skipped
+    )
+
+
+class _Traversal:
+    """Runs every check's handlers in a single walk and keeps the current scope.
+
+    LibCST's own `visit` rebuilds every node on the way back up; this walk only reads
+    the fields that can hold code, which makes it an order of magnitude cheaper.
+    Children are visited in source order, except that a def's decorators and
+    parameters are visited before its body (in the enclosing scope, as Python
+    evaluates them).
+    """
 
     def __init__(self, context: FileContext, checks: list[Check], result: FileResult) -> None:
         self.context = context
         self.result = result
-        self.handlers: dict[tuple[str, str], list] = defaultdict(list)
+        self.handlers: dict[tuple[str, type], list] = defaultdict(list)
         for check in checks:
             for event, node_type, method in _handler_names(type(check)):
-                self.handlers[(event, node_type)].append((check, getattr(check, method)))
+                node_class = getattr(cst, node_type)
+                self.handlers[(event, node_class)].append((check, getattr(check, method)))
         self.crashed: set[str] = set()
 
     def _run(self, event: str, node: cst.CSTNode) -> None:
-        for check, handler in self.handlers.get((event, type(node).__name__), ()):
+        for check, handler in self.handlers.get((event, type(node)), ()):
             if check.code in self.crashed:
                 continue
             try:
@@ -68,19 +103,30 @@ class _Traversal(cst.CSTVisitor):
                     InternalError(self.context.filename, check.code, f"{type(error).__name__}: {error}")
                 )
 
-    def on_visit(self, node: cst.CSTNode) -> bool:
+    def walk(self, node: cst.CSTNode) -> None:
+        node_type = type(node)
         self._run("visit", node)
-        scope = self.context.imports.scope_of(node) if isinstance(node, (cst.FunctionDef, cst.ClassDef)) else None
-        if scope is not None:
-            self.context.scope = scope
-        return True
+        outer = _SCOPE_OUTER_FIELDS.get(node_type)
+        if outer is not None:
+            for name in outer:
+                self._walk_value(getattr(node, name, None))
+            previous = self.context.scope
+            self.context.scope = self.context.imports.scope_of(node) or previous
+            for name in _child_fields(node_type):
+                self._walk_value(getattr(node, name))
+            self.context.scope = previous
+        else:
+            for name in _child_fields(node_type):
+                self._walk_value(getattr(node, name))
+        self._run("leave", node)
 
-    def on_leave(self, original_node: cst.CSTNode) -> None:
-        if isinstance(original_node, (cst.FunctionDef, cst.ClassDef)):
-            scope = self.context.imports.scope_of(original_node)
-            if scope is not None and scope.parent is not None:
-                self.context.scope = scope.parent
-        self._run("leave", original_node)
+    def _walk_value(self, value) -> None:
+        if isinstance(value, cst.CSTNode):
+            self.walk(value)
+        elif type(value) in (list, tuple):
+            for item in value:
+                if isinstance(item, cst.CSTNode):
+                    self.walk(item)
 
 
 def checks_for(source: str, enabled: frozenset[str]) -> list[type[Check]]:
@@ -137,7 +183,7 @@ def lint_source(source: str, filename: str, enabled: frozenset[str]) -> FileResu
         else:
             context = FileContext(filename, source, module)
             checks = [check(context) for check in check_classes]
-            module.visit(_Traversal(context, checks, result))
+            _Traversal(context, checks, result).walk(module)
             if context.reports:
                 result.findings.extend(_findings_from_reports(context))
     result.findings = apply_suppressions(result.findings, source, filename, enabled)
