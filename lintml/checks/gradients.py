@@ -51,6 +51,21 @@ class GradModeNotCalled(Check):
                 f"`with {written}(False):` (or `True`)",
             )
 
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        # Visited before the engine enters the function's scope: decorators are
+        # evaluated in the enclosing one. `@torch.no_grad` (no parentheses) is fine on
+        # PyTorch 2; `@torch.set_grad_enabled` calls it with the function as the mode.
+        for decorator in node.decorators:
+            if isinstance(decorator.decorator, cst.Call):
+                continue
+            if self.context.qualified_name(decorator.decorator) in SET_GRAD_ENABLED:
+                written = self.context.code_for(decorator.decorator)
+                self.report(
+                    decorator.decorator,
+                    f"`@{written}` passes the function as the mode and raises TypeError; "
+                    f"write `@{written}(False)` (or `@torch.no_grad()`)",
+                )
+
     def visit_Call(self, node: cst.Call) -> None:
         if node.args:
             return

@@ -30,20 +30,33 @@ def _use_cache_false(call: cst.Call) -> cst.Arg | None:
     return None
 
 
+def _has_comment(node: cst.CSTNode) -> bool:
+    return isinstance(node, cst.Comment) or any(_has_comment(child) for child in node.children)
+
+
 def _drop_argument(call: cst.Call, arg: cst.Arg) -> NodeFix:
-    """Delete `arg` and the comma that separates it from its neighbour."""
-    index = list(call.args).index(arg)
-    if index > 0:
-        # `f(x, use_cache=False)`: from the end of the previous argument
-        edit = delete_between(Anchor(call.args[index - 1], "end"), Anchor(arg, "end"))
-    elif index + 1 < len(call.args):
+    """Delete `arg` and the comma that separates it from its neighbour, never a comment
+    that belongs to another line."""
+    args = list(call.args)
+    index = args.index(arg)
+    has_comma = isinstance(arg.comma, cst.Comma)
+    before = args[index - 1].comma.whitespace_after if index > 0 else call.whitespace_before_args
+    after = arg.comma.whitespace_after if has_comma else arg.whitespace_after_arg
+    # a comment between the previous argument's comma and this one's end
+    comment_after_previous = index > 0 and (_has_comment(args[index - 1].comma) or _has_comment(arg))
+    if isinstance(before, cst.ParenthesizedWhitespace) and isinstance(after, cst.ParenthesizedWhitespace):
+        # the argument has a line of its own: delete that line, with its own comment
+        line_start = before.empty_lines[-1] if before.empty_lines else before.first_line
+        edit = delete_between(Anchor(line_start, "end"), Anchor(after.first_line, "end"))
+    elif index + 1 < len(args) and not _has_comment(arg):
         # `f(use_cache=False, x)`: up to the start of the next argument
-        edit = delete_between(Anchor(arg, "start"), Anchor(call.args[index + 1], "start"))
-    elif isinstance(arg.comma, cst.Comma):
-        # `f(use_cache=False,)`: the only argument, with a trailing comma
-        edit = delete_between(Anchor(arg, "start"), Anchor(arg.comma, "end"))
+        edit = delete_between(Anchor(arg, "start"), Anchor(args[index + 1], "start"))
+    elif index > 0 and index + 1 == len(args) and not comment_after_previous:
+        # `f(x, use_cache=False)`: from the end of the previous argument
+        edit = delete_between(Anchor(args[index - 1], "end"), Anchor(arg.comma if has_comma else arg, "end"))
     else:
-        edit = delete_between(Anchor(arg, "start"), Anchor(arg, "end"))
+        # the only argument, or comments around it: the argument and its own comma
+        edit = delete_between(Anchor(arg, "start"), Anchor(arg.comma if has_comma else arg, "end"))
     return NodeFix("Remove `use_cache=False`", (edit,))
 
 
@@ -71,7 +84,7 @@ class GenerateWithoutKvCache(Check):
         arg = _use_cache_false(node)
         if arg is None:
             return
-        if self._is_generate(node.func):
+        if self._is_generate(node.func) or self._is_generation_config_update(node.func):
             what = f"`{self.context.code_for(node.func)}(..., use_cache=False)`"
         elif self.context.qualified_name(node.func) in GENERATION_CONFIG_FACTORIES:
             what = "A generation config with `use_cache=False`"
@@ -87,8 +100,7 @@ class GenerateWithoutKvCache(Check):
     def visit_Assign(self, node: cst.Assign) -> None:
         if self._is_generation_config(node.value):
             for target in node.targets:
-                if isinstance(target.target, cst.Name):
-                    self.generation_configs.add((id(self.context.scope.node), target.target.value))
+                self._remember_generation_config(target.target)
         if not _is_false(node.value):
             return
         for target in node.targets:
@@ -105,16 +117,51 @@ class GenerateWithoutKvCache(Check):
                     f"token re-encodes the whole prefix; set it to `True`",
                     NodeFix("Set `use_cache` to `True`", (replace_node(node.value, "True"),)),
                 )
+                return  # `a.use_cache = b.use_cache = False` is one mistake, fixed once
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        if node.value is not None and self._is_generation_config(node.value):
+            self._remember_generation_config(node.target)
+
+    def _remember_generation_config(self, target: cst.BaseExpression) -> None:
+        if isinstance(target, cst.Name):
+            self.generation_configs.add((id(self.context.scope.node), target.value))
 
     def _is_generate(self, func: cst.BaseExpression) -> bool:
         return isinstance(func, cst.Attribute) and func.attr.value == "generate"
+
+    def _is_generation_config_update(self, func: cst.BaseExpression) -> bool:
+        """`model.generation_config.update(...)`: GenerationConfig.update sets attributes."""
+        return (
+            isinstance(func, cst.Attribute)
+            and func.attr.value == "update"
+            and self._is_generation_config(func.value)
+        )
 
     def _is_generation_config(self, node: cst.BaseExpression) -> bool:
         """`model.generation_config`, `GenerationConfig(...)`, or a name bound to one."""
         if isinstance(node, cst.Attribute):
             return node.attr.value == "generation_config"
         if isinstance(node, cst.Name):
-            return (id(self.context.scope.node), node.value) in self.generation_configs
+            return self._names_generation_config(node.value)
         if isinstance(node, cst.Call):
             return self.context.qualified_name(node.func) in GENERATION_CONFIG_FACTORIES
+        return False
+
+    def _names_generation_config(self, name: str) -> bool:
+        """Whether `name`, looked up from the current scope as Python would, is bound
+        to a generation config (a config made at module level and changed in a function
+        counts; a parameter or other binding of the same name in between hides it)."""
+        scope = self.context.scope
+        innermost = True
+        while scope is not None:
+            if scope.is_class and not innermost:
+                scope = scope.parent
+                continue  # class bodies are not visible from their methods
+            innermost = False
+            if (id(scope.node), name) in self.generation_configs:
+                return True
+            if name in scope.bindings:
+                return False
+            scope = scope.parent
         return False
