@@ -69,6 +69,15 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130
+    except Exception:  # a bug in lintml: exit 2, never 1 (which means "findings")
+        import traceback
+
+        traceback.print_exc()
+        print(
+            f"lintml: internal error: {sys.exc_info()[1]!r}; please report this",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
 
 
 def _overrides(args) -> dict:
@@ -127,11 +136,14 @@ def _check(args) -> int:
                 path=Path(args.stdin_filename) if args.stdin_filename else None,
             )
             if result.findings or fixed is not None:
-                result.fixed_sources[filename] = source.text
+                # the text the remaining findings are in (snippets, fingerprints)
+                result.fixed_sources[filename] = fixed if fixed is not None else source.text
             if args.fix:
-                # the fixed program goes to stdout, the report to stderr
-                sys.stdout.write(fixed if fixed is not None else source.text)
+                # the fixed program goes to stdout, the report to stderr; bytes in the
+                # input's encoding, so a BOM and the line ends come back as they went in
                 sys.stdout.flush()
+                sys.stdout.buffer.write((fixed if fixed is not None else source.text).encode(source.encoding))
+                sys.stdout.buffer.flush()
             configs = {filename: config}
         else:
             configs_by_path = {p: configure(Path(p)) for p in paths}

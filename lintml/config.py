@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import os
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -79,37 +80,43 @@ class Config:
             return codes
         relative = self.relative(path)
         for pattern, selectors in self.per_file_ignores:
-            if _glob_matches(pattern, relative):
+            if _glob_matches(pattern, relative, any_component=True):
                 codes -= {code for selector in selectors for code in codes_matching(selector)}
         return codes
 
     # -- which files are checked ----------------------------------------------------
 
     def is_excluded(self, path: Path) -> bool:
+        """Whether a file or folder met while walking a folder is skipped. Paths named
+        on the command line are always checked (as Ruff does)."""
         relative = self.relative(path)
         return any(_glob_matches(pattern, relative) for pattern in (*self.exclude, *self.extend_exclude))
 
     def relative(self, path: Path | str) -> PurePosixPath:
-        path = Path(path)
-        absolute = path if path.is_absolute() else Path.cwd() / path
-        for base in (self.root, Path.cwd()):
-            try:
-                return PurePosixPath(absolute.relative_to(base).as_posix())
-            except ValueError:
-                continue
+        # normalized (`../proj/src` must match patterns too), then with symlinks resolved
+        absolute = Path(os.path.abspath(path))
+        for candidate in (absolute, absolute.resolve()):
+            for base in (self.root, Path.cwd()):
+                try:
+                    return PurePosixPath(candidate.relative_to(base).as_posix())
+                except ValueError:
+                    continue
         # outside the project: only the file's own name can match a pattern
         return PurePosixPath(absolute.name)
 
 
-def _glob_matches(pattern: str, relative: PurePosixPath) -> bool:
-    """A pattern matches the path, any parent folder of it, or any single component."""
+def _glob_matches(pattern: str, relative: PurePosixPath, *, any_component: bool = False) -> bool:
+    """A pattern with a `/` matches the root-relative path or a folder above it; one
+    without matches the file or folder name (with `any_component`, any folder above it
+    too: per-file-ignores `"tests"` covers everything under tests/)."""
     pattern = pattern.rstrip("/")
     if pattern.startswith("./"):
         pattern = pattern[2:]
     if "/" in pattern:
         candidates = [str(relative), *(str(parent) for parent in relative.parents if str(parent) != ".")]
         return any(fnmatch.fnmatchcase(candidate, pattern) for candidate in candidates)
-    return any(fnmatch.fnmatchcase(part, pattern) for part in relative.parts)
+    names = relative.parts if any_component else relative.parts[-1:]
+    return any(fnmatch.fnmatchcase(name, pattern) for name in names)
 
 
 # -- discovery and parsing -----------------------------------------------------------
@@ -149,7 +156,8 @@ def load_config(pyproject: Path) -> Config:
         raise ConfigError(f"{pyproject}: not valid UTF-8") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{pyproject}: invalid TOML: {error}") from None
-    table = data.get("tool", {}).get("lintml", {})
+    tool = data.get("tool", {})
+    table = tool.get("lintml", {}) if isinstance(tool, dict) else None
     if not isinstance(table, dict):
         raise ConfigError(f"{pyproject}: [tool.lintml] must be a table")
     return config_from_table(table, pyproject)

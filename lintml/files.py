@@ -18,14 +18,12 @@ class InputError(Exception):
 
 
 def iter_python_files(path: Path, config: Config):
-    """`.py` files under `path`, skipping excluded folders and files, in sorted order."""
-    if path.is_file() or not path.exists():
-        if not path.exists():
-            raise InputError(f"{path}: no such file or directory")
-        if not config.is_excluded(path):
-            yield path
-        return
-    if config.is_excluded(path) and path.resolve() != config.root:
+    """The file itself, or the `.py` files under a folder, skipping excluded files and
+    folders (and virtual environments) met on the way, in sorted order."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file or directory")
+    if not path.is_dir():
+        yield path
         return
     for folder, folder_names, file_names in os.walk(path):
         here = Path(folder)

@@ -13,6 +13,7 @@ _CODE = r"[A-Z]+[0-9]+"
 _CODE_LIST = rf"{_CODE}(?:[\s,]+{_CODE})*"
 NOQA = re.compile(rf"#\s*noqa(?::\s*(?P<codes>{_CODE_LIST}))?", re.I)
 LINTML_IGNORE = re.compile(rf"#\s*lintml:\s*ignore\[\s*(?P<codes>{_CODE_LIST})\s*,?\s*\]")
+_MAYBE_SUPPRESSION = re.compile("noqa|lintml", re.I)
 FILE_NOQA = re.compile(rf"^#\s*lintml:\s*noqa(?::\s*(?P<codes>{_CODE_LIST}))?\s*$")
 
 
@@ -66,7 +67,7 @@ def _comments(source: str):
 
 def parse_suppressions(source: str) -> Suppressions:
     result = Suppressions()
-    if "noqa" not in source and "lintml" not in source:
+    if not _MAYBE_SUPPRESSION.search(source):  # `# NOQA` counts too
         return result
     for line, column, comment, alone in _comments(source):
         if alone:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from lintml.findings import Applicability, Finding
 from lintml.fixes import is_applicable
@@ -19,6 +20,13 @@ def concise(report: Report) -> str:
     return "".join(_headline(finding) + "\n" for finding in report.findings)
 
 
+def _display_width(text: str) -> int:
+    return sum(
+        0 if unicodedata.combining(char) else 2 if unicodedata.east_asian_width(char) in "WF" else 1
+        for char in text
+    )
+
+
 def _snippet(finding: Finding, source: str | None) -> list[str]:
     if source is None:
         return []
@@ -29,14 +37,14 @@ def _snippet(finding: Finding, source: str | None) -> list[str]:
     gutter = str(finding.line)
     pad = " " * len(gutter)
     start = finding.column - 1
-    if finding.end.line == finding.line:
-        width = max(1, finding.end.column - finding.column)
-    else:
-        width = max(1, len(text.rstrip()) - start)
+    end = finding.end.column - 1 if finding.end.line == finding.line else len(text.rstrip())
+    # columns count characters; a terminal shows wide ones (CJK) in two cells
+    indent = _display_width(text[:start])
+    width = max(1, _display_width(text[start:end]))
     return [
         f"{pad} |",
         f"{gutter} | {text}",
-        f"{pad} | {' ' * start}{'^' * width}",
+        f"{pad} | {' ' * indent}{'^' * width}",
         f"{pad} |",
     ]
 
