@@ -27,12 +27,17 @@ def check_source(text: str, filename: str = "<stdin>", config=None):
 
 
 def check_paths(paths, config=None):
-    """Findings for every Python file under `paths` (files or folders)."""
+    """Findings for every Python file under `paths` (files or folders). A path that
+    does not exist or a file that cannot be read raises `lintml.files.InputError`."""
     from pathlib import Path
 
+    from lintml.files import InputError
     from lintml.runner import run
 
-    return run([Path(p) for p in paths], config).findings
+    result = run([Path(p) for p in paths], config)
+    if result.input_errors:
+        raise InputError("; ".join(result.input_errors))
+    return result.findings
 
 
 def __getattr__(name: str):

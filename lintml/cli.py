@@ -93,7 +93,7 @@ def _check(args) -> int:
     from lintml.config import ConfigError, config_from_table, discover
     from lintml.files import InputError, decode_source
     from lintml.output import Report, render
-    from lintml.runner import RunResult, process_text, run
+    from lintml.runner import RunResult, process_text, run_targets
 
     paths = args.paths or ["."]
     reading_stdin = paths == ["-"]
@@ -146,14 +146,13 @@ def _check(args) -> int:
                 sys.stdout.buffer.flush()
             configs = {filename: config}
         else:
-            configs_by_path = {p: configure(Path(p)) for p in paths}
-            result = RunResult()
-            for path_text, config in configs_by_path.items():
-                partial = run(
-                    [Path(path_text)], config, fix=args.fix, unsafe=args.unsafe_fixes, diff=args.diff
-                )
-                _merge(result, partial)
-            configs = configs_by_path
+            configs = {p: configure(Path(p)) for p in paths}
+            result = run_targets(
+                [(Path(p), config) for p, config in configs.items()],
+                fix=args.fix,
+                unsafe=args.unsafe_fixes,
+                diff=args.diff,
+            )
     except (ConfigError, InputError) as error:
         print(f"lintml: error: {error}", file=sys.stderr)
         return EXIT_ERROR
@@ -194,16 +193,6 @@ def _check(args) -> int:
     if result.findings and not args.exit_zero:
         return EXIT_FINDINGS
     return EXIT_CLEAN
-
-
-def _merge(into, part) -> None:
-    into.findings.extend(part.findings)
-    into.errors.extend(part.errors)
-    into.input_errors.extend(part.input_errors)
-    into.files_checked += part.files_checked
-    into.fixed.extend(part.fixed)
-    into.diffs.extend(part.diffs)
-    into.fixed_sources.update(part.fixed_sources)
 
 
 def _sources_for(result) -> dict[str, str]:

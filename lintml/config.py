@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
-from lintml.registry import RULES, codes_matching
+from lintml.registry import RULES, SYNTAX_ERROR, codes_matching
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -71,6 +71,7 @@ class Config:
         else:
             chosen = {code for selector in self.select for code in codes_matching(selector)}
         chosen |= {code for selector in self.extend_select for code in codes_matching(selector)}
+        chosen.add(SYNTAX_ERROR)  # a file that does not parse is always news, unless ignored
         chosen -= {code for selector in self.ignore for code in codes_matching(selector)}
         return frozenset(chosen)
 

@@ -25,16 +25,21 @@ class RunResult:
     fixed_sources: dict[str, str] = field(default_factory=dict)  # for stdin
 
 
-def collect_files(paths: list[Path], config: Config | None, config_file: Path | None = None):
-    """(file, its configuration) for every Python file under `paths`."""
+def collect_files(targets: list[tuple[Path, Config]], result: RunResult):
+    """(file, its configuration) for every Python file under the target paths, each
+    file once; a path that does not exist is reported and the others still checked."""
     seen: set[Path] = set()
-    for path in paths:
-        effective = config or config_module.discover(path, config_file)
-        for file in iter_python_files(path, effective):
+    for path, config in targets:
+        try:
+            files = list(iter_python_files(path, config))
+        except InputError as error:
+            result.input_errors.append(str(error))
+            continue
+        for file in files:
             key = file.resolve()
             if key not in seen:
                 seen.add(key)
-                yield file, effective
+                yield file, config
 
 
 def display_name(path: Path) -> str:
@@ -119,8 +124,16 @@ def run(
     unsafe: bool = False,
     diff: bool = False,
 ) -> RunResult:
+    """Check `paths`, each with `config` or the configuration found for it."""
+    targets = [(path, config or config_module.discover(path, config_file)) for path in paths]
+    return run_targets(targets, fix=fix, unsafe=unsafe, diff=diff)
+
+
+def run_targets(
+    targets: list[tuple[Path, Config]], *, fix: bool = False, unsafe: bool = False, diff: bool = False
+) -> RunResult:
     result = RunResult()
-    for path, effective in collect_files(paths, config, config_file):
+    for path, effective in collect_files(targets, result):
         name = display_name(path)
         try:
             source = read_source(path)

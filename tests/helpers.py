@@ -17,8 +17,8 @@ from lintml import cli
 MSG_EVAL = "`model.eval` is not called, so this statement does nothing; write `model.eval()`"
 MSG_TRAIN = "`model.train` is not called, so this statement does nothing; write `model.train()`"
 MSG_NO_GRAD = (
-    "`torch.no_grad` is used without being called: `with torch.no_grad:` raises TypeError "
-    "at run time; write `with torch.no_grad():`"
+    "`torch.no_grad` is used without being called: `with torch.no_grad:` fails at run "
+    "time (the class is not a context manager, its instances are); write `with torch.no_grad():`"
 )
 MSG_SET_GRAD = (
     "`torch.set_grad_enabled()` is called without the mode and raises TypeError; "

@@ -80,11 +80,11 @@ def test_explicit_files_and_folders(tree, capsys, monkeypatch):
         monkeypatch,
     )
     # a folder is walked (skipping what is excluded); a file named explicitly is checked
-    # even inside an excluded folder, as Ruff does
+    # even inside an excluded folder, as Ruff does; findings come sorted by file
     assert out.splitlines() == [
+        eval_line("build/lib/pkg/model.py"),
         eval_line("src/pkg/model.py"),
         eval_line("train.py"),
-        eval_line("build/lib/pkg/model.py"),
     ]
     assert code == 1
 
@@ -303,7 +303,7 @@ def test_an_unexpected_exception_exits_2_not_1(tmp_path, capsys, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("unexpected")
 
-    monkeypatch.setattr(lintml.runner, "run", explode)
+    monkeypatch.setattr(lintml.runner, "run_targets", explode)
     make_project(tmp_path, {"a.py": BAD})
     code, out, err = lintml_main(["check"], tmp_path, capsys, monkeypatch)
     assert code == 2
@@ -348,3 +348,33 @@ def test_explain_unknown_code(tmp_path, capsys, monkeypatch):
     code, out, err = lintml_main(["explain", "LML999"], tmp_path, capsys, monkeypatch)
     assert (code, out) == (2, "")
     assert err == "lintml: error: unknown rule code `LML999`; `lintml rules` lists them\n"
+
+
+def test_a_missing_path_is_reported_and_the_others_still_checked(tree, capsys, monkeypatch):
+    code, out, err = lintml_main(
+        ["check", "--output-format", "concise", "train.py", "nope.py"], tree, capsys, monkeypatch
+    )
+    assert out.splitlines() == [eval_line("train.py")]
+    assert err == "lintml: error: nope.py: no such file or directory\n"
+    assert code == 2
+
+
+def test_a_file_named_twice_is_reported_once(tree, capsys, monkeypatch):
+    code, out, _ = lintml_main(
+        ["check", "--output-format", "concise", "train.py", "./train.py", "."], tree, capsys, monkeypatch
+    )
+    assert out.splitlines().count(eval_line("train.py")) == 1
+    assert code == 1
+
+
+def test_syntax_errors_are_reported_whatever_is_selected(tmp_path, capsys, monkeypatch):
+    make_project(tmp_path, {"broken.py": "def f(:\n    pass\n"})
+    code, out, _ = lintml_main(
+        ["check", "--output-format", "concise", "--select", "LML2"], tmp_path, capsys, monkeypatch
+    )
+    assert out.startswith("broken.py:1:7: LML900 Cannot parse this file: ")
+    assert code == 1
+    code, out, _ = lintml_main(
+        ["check", "--output-format", "concise", "--ignore", "LML900"], tmp_path, capsys, monkeypatch
+    )
+    assert (code, out) == (0, "")

@@ -7,7 +7,7 @@ import libcst as cst
 from lintml.checks.base import Check, NodeFix, insert_after
 from lintml.findings import Applicability
 
-# Context managers that only work once called: `with torch.no_grad:` raises TypeError.
+# Context managers that only work once called: `with torch.no_grad:` fails at run time.
 _GRAD_MODE_CLASSES = ("no_grad", "enable_grad", "inference_mode")
 _GRAD_MODE_MODULES = ("torch", "torch.autograd", "torch.autograd.grad_mode")
 GRAD_MODE_CONTEXTS = frozenset(
@@ -40,8 +40,8 @@ class GradModeNotCalled(Check):
         if qualified in GRAD_MODE_CONTEXTS:
             self.report(
                 manager,
-                f"`{written}` is used without being called: `with {written}:` raises "
-                f"TypeError at run time; write `with {written}():`",
+                f"`{written}` is used without being called: `with {written}:` fails at run "
+                f"time (the class is not a context manager, its instances are); write `with {written}():`",
                 NodeFix(f"Call `{written}()`", (insert_after(manager, "()"),)),
             )
         elif qualified in SET_GRAD_ENABLED:
