@@ -4,7 +4,7 @@ positions only for what is reported, then suppressions.
 
 from __future__ import annotations
 
-import dataclasses
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -12,6 +12,7 @@ from functools import lru_cache
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
+from lintml.analysis.walk import SCOPE_OUTER_FIELDS, child_fields
 from lintml.checks.base import Anchor, Check, FileContext, NodeFix
 from lintml.findings import Edit, Finding, Fix, Position
 from lintml.registry import CHECKS, RULES, SYNTAX_ERROR, UNUSED_SUPPRESSION
@@ -43,32 +44,6 @@ def _handler_names(check: type[Check]) -> tuple[tuple[str, str, str], ...]:
         if event in ("visit", "leave") and node_type and node_type[0].isupper():
             names.append((event, node_type, attribute))
     return tuple(names)
-
-
-# Fields that only hold whitespace, comments and punctuation: never walked.
-_TOKEN_FIELDS = (
-    "whitespace", "lpar", "rpar", "comma", "semicolon", "leading_lines", "lines_after",
-    "header", "footer", "trailing", "newline", "equal", "colon", "dot", "lbracket",
-    "rbracket", "lbrace", "rbrace", "empty_lines", "indent", "asynchronous",
-)  # fmt: skip
-# Scopes: what is evaluated outside the new scope comes first, then the body inside it.
-_SCOPE_OUTER_FIELDS = {
-    cst.FunctionDef: ("decorators", "params", "returns"),
-    cst.ClassDef: ("decorators", "bases", "keywords"),
-}
-
-
-@lru_cache(maxsize=None)
-def _child_fields(node_type: type) -> tuple[str, ...]:
-    """The fields of a node type that can hold code, in source order. For a def or
-    class: only those inside its scope (its name is not walked)."""
-    outer = _SCOPE_OUTER_FIELDS.get(node_type)
-    skipped = (*outer, "name") if outer is not None else ()
-    return tuple(
-        field.name
-        for field in dataclasses.fields(node_type)
-        if not field.name.startswith(_TOKEN_FIELDS) and field.name not in skipped
-    )
 
 
 class _Traversal:
@@ -106,17 +81,17 @@ class _Traversal:
     def walk(self, node: cst.CSTNode) -> None:
         node_type = type(node)
         self._run("visit", node)
-        outer = _SCOPE_OUTER_FIELDS.get(node_type)
+        outer = SCOPE_OUTER_FIELDS.get(node_type)
         if outer is not None:
             for name in outer:
                 self._walk_value(getattr(node, name, None))
             previous = self.context.scope
             self.context.scope = self.context.imports.scope_of(node) or previous
-            for name in _child_fields(node_type):
+            for name in child_fields(node_type):
                 self._walk_value(getattr(node, name))
             self.context.scope = previous
         else:
-            for name in _child_fields(node_type):
+            for name in child_fields(node_type):
                 self._walk_value(getattr(node, name))
         self._run("leave", node)
 
@@ -201,8 +176,16 @@ def _findings_from_reports(context: FileContext) -> list[Finding]:
     def fix_of(node_fix: NodeFix | None) -> Fix | None:
         if node_fix is None:
             return None
-        edits = tuple(Edit(at(edit.start), at(edit.end), edit.content) for edit in node_fix.edits)
+        edits = tuple(Edit(at(edit.start), at(edit.end), _content(edit)) for edit in node_fix.edits)
         return Fix(node_fix.message, edits, node_fix.applicability)
+
+    lines = re.split(r"\r\n|\r|\n", context.source)
+
+    def _content(edit) -> str:
+        if edit.indent_of is None:
+            return edit.content
+        line = lines[at(edit.indent_of).line - 1]
+        return edit.content.format(indent=line[: len(line) - len(line.lstrip())])
 
     findings = []
     for report in context.reports:

@@ -8,14 +8,26 @@ from functools import lru_cache
 from pathlib import Path
 
 from lintml.checks.base import Check
-from lintml.checks.gradients import GradModeNotCalled
+from lintml.checks.gradients import GradModeNotCalled, InferenceWithoutNoGrad, LossAccumulatedWithGraph
 from lintml.checks.kvcache import GenerateWithoutKvCache
-from lintml.checks.modes import ModeMethodNotCalled
+from lintml.checks.modes import (
+    InferenceWithoutEval,
+    ModeMethodNotCalled,
+    QuantizeWithoutEval,
+    TrainingInEvalMode,
+    TrainModeNotRestored,
+)
 from lintml.findings import Applicability
 
 CHECKS: tuple[type[Check], ...] = (
+    InferenceWithoutNoGrad,
+    LossAccumulatedWithGraph,
     GradModeNotCalled,
+    InferenceWithoutEval,
+    TrainModeNotRestored,
+    TrainingInEvalMode,
     ModeMethodNotCalled,
+    QuantizeWithoutEval,
     GenerateWithoutKvCache,
 )
 

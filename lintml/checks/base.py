@@ -8,11 +8,16 @@ it finds. The engine runs every enabled check in one traversal of one parse.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import ClassVar, Literal
 
 import libcst as cst
 
-from lintml.analysis.imports import ImportTable, Scope
+from lintml.analysis.callgraph import CallGraph
+from lintml.analysis.context import Contexts
+from lintml.analysis.imports import ImportTable, Scope, dotted_name
+from lintml.analysis.models import Models
+from lintml.analysis.program import Program
 from lintml.findings import Applicability
 
 Side = Literal["start", "end"]
@@ -31,6 +36,8 @@ class NodeEdit:
     start: Anchor
     end: Anchor
     content: str
+    # `{indent}` in `content` becomes the indentation of this anchor's line
+    indent_of: Anchor | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,12 @@ def delete_between(start: Anchor, end: Anchor) -> NodeEdit:
     return NodeEdit(start, end, "")
 
 
+def insert_line_before(statement: cst.CSTNode, line: str) -> NodeEdit:
+    """A new line, indented like `statement`, just above it."""
+    anchor = Anchor(statement, "start")
+    return NodeEdit(anchor, anchor, line.replace("{", "{{").replace("}", "}}") + "\n{indent}", anchor)
+
+
 @dataclass
 class Report:
     code: str
@@ -73,12 +86,63 @@ class FileContext:
         self.scope: Scope = self.imports.module_scope
         self.reports: list[Report] = []
 
+    @cached_property
+    def program(self) -> Program:
+        """The file's functions, loops, bindings and calls (computed on first use)."""
+        return Program(self.module, self.imports, self.filename)
+
+    @cached_property
+    def callgraph(self) -> CallGraph:
+        return CallGraph(self.program)
+
+    @cached_property
+    def models(self) -> Models:
+        return Models(self.program, self.callgraph)
+
+    @cached_property
+    def contexts(self) -> Contexts:
+        return Contexts(self.program, self.models, self.callgraph)
+
     def qualified_name(self, node: cst.BaseExpression) -> str | None:
         """What `node` names in the current scope (`torch.no_grad` for `T.no_grad`)."""
         return self.imports.qualified_name(node, self.scope)
 
+    def torch_reference(self) -> tuple[str, NodeEdit | None]:
+        """How this file names `torch` at module level (`torch`, `T`), and the edit that
+        adds `import torch` when it does not import it."""
+        for name, meanings in self.imports.module_scope.bindings.items():
+            if meanings == {"torch"}:
+                return name, None
+        body = list(self.module.body)
+        # after the docstring and `from __future__` imports, which must come first
+        index = 0
+        while index < len(body) and (_is_docstring(body[index]) or _is_future_import(body[index])):
+            index += 1
+        if index < len(body):
+            return "torch", insert_line_before(body[index], "import torch")
+        if body:
+            anchor = Anchor(body[-1], "end")
+            return "torch", NodeEdit(anchor, anchor, "\nimport torch")
+        return "torch", None
+
     def code_for(self, node: cst.CSTNode) -> str:
         return self.module.code_for_node(node)
+
+
+def _is_docstring(statement: cst.CSTNode) -> bool:
+    return (
+        isinstance(statement, cst.SimpleStatementLine)
+        and len(statement.body) == 1
+        and isinstance(statement.body[0], cst.Expr)
+        and isinstance(statement.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
+    )
+
+
+def _is_future_import(statement: cst.CSTNode) -> bool:
+    return isinstance(statement, cst.SimpleStatementLine) and any(
+        isinstance(small, cst.ImportFrom) and small.module is not None and dotted_name(small.module) == "__future__"
+        for small in statement.body
+    )
 
 
 class Check:

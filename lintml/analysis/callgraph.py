@@ -1,0 +1,85 @@
+"""Same-file calls: who calls a function, and what they pass for each parameter.
+
+Answers "every caller of this function does X" questions. A function with no caller in
+the file has no known callers: such questions answer "unknown", never "yes".
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import libcst as cst
+
+from lintml.analysis.program import Call, Function, Program
+
+
+class CallGraph:
+    def __init__(self, program: Program) -> None:
+        self.program = program
+
+    @cached_property
+    def _callers(self) -> dict[int, list[Call]]:
+        callers: dict[int, list[Call]] = {}
+        for function in self.program.all_functions():
+            for call in function.calls:
+                callee = self.resolve(call)
+                if callee is not None:
+                    callers.setdefault(id(callee.node), []).append(call)
+        return callers
+
+    def callers(self, function: Function) -> list[Call]:
+        return self._callers.get(id(function.node), [])
+
+    def resolve(self, call: Call) -> Function | None:
+        """The same-file function a call runs: `f(...)`, `self.f(...)`, or `C(...)` (its
+        `__init__`)."""
+        if call.callee is None:
+            return None
+        caller = call.site.function
+        if call.via_self:
+            cls = caller.cls
+            return cls.methods.get(call.callee) if cls is not None else None
+        if not isinstance(call.node.func, cst.Name):
+            return None
+        # a plain name: a def in an enclosing function or at module level, not shadowed
+        function: Function | None = caller
+        while function is not None:
+            for candidate in self._defs_in(function):
+                if candidate.name == call.callee:
+                    return candidate
+            if call.callee in function.bindings and not function.is_module_level:
+                return None  # shadowed by a local binding
+            function = function.parent
+        for cls in self.program.classes.get(call.callee, []):
+            if cls.scope is self.program.module_function.scope:
+                return cls.methods.get("__init__")
+        return None
+
+    @cached_property
+    def _nested_defs(self) -> dict[int, list[Function]]:
+        defs: dict[int, list[Function]] = {}
+        for function in self.program.all_functions():
+            if function.parent is not None and function.cls is None:
+                defs.setdefault(id(function.parent.node), []).append(function)
+        return defs
+
+    def _defs_in(self, function: Function) -> list[Function]:
+        return self._nested_defs.get(id(function.node), [])
+
+    def argument(self, call: Call, callee: Function, parameter: str) -> cst.BaseExpression | None:
+        """The expression a call passes for `parameter` of `callee` (None if not known)."""
+        params = callee.params
+        skip = 1 if (callee.self_name is not None and (call.via_self or callee.name == "__init__")) else 0
+        for arg in call.node.args:
+            if arg.keyword is not None and arg.keyword.value == parameter:
+                return arg.value
+        positional = [arg for arg in call.node.args if arg.keyword is None]
+        if any(arg.star for arg in positional):
+            return None
+        try:
+            index = params.index(parameter) - skip
+        except ValueError:
+            return None
+        if 0 <= index < len(positional):
+            return positional[index].value
+        return None

@@ -1,0 +1,543 @@
+"""Which names are models, and which mode (train/eval) a model is in at a place.
+
+Evidence-based, as RULES.md "Model tracking" defines it: a name is a model when it is
+bound to something that makes a module (a class of the file that subclasses
+`nn.Module`, `from_pretrained` of a model class, `timm.create_model`, ...), when a
+parameter is annotated as one or a same-file caller passes one, or when `.eval()`,
+`.parameters()`, `.named_parameters()` or `.state_dict()` is called on it. A name
+alone (`model`, `net`) is never enough, and a name bound to an optimizer, a tokenizer
+or an instance of a plain class of the file is never a model.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+import libcst as cst
+
+from lintml.analysis.callgraph import CallGraph
+from lintml.analysis.imports import dotted_name
+from lintml.analysis.program import Binding, Class, Function, Program, chain_base, key_of
+
+
+class Mode(enum.Enum):
+    EVAL = "eval"
+    TRAIN = "train"  # `.train()` called: training mode on purpose
+    DEFAULT = "default"  # freshly built: nn.Module starts in training mode
+    UNKNOWN = "unknown"  # nothing sets it that lintml can see
+    OPAQUE = "opaque"  # set by something lintml cannot see into (another module's function)
+
+
+class Kind(enum.Enum):
+    MODULE = "module"
+    PIPELINE = "pipeline"  # diffusers/transformers pipelines: not nn.Modules, call them freely
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What an expression is: a model (and its mode), not a model, or unknown."""
+
+    is_model: bool | None  # None: no evidence either way
+    mode: Mode = Mode.UNKNOWN
+    kind: Kind = Kind.MODULE
+    origin: str = ""  # what made it, for messages: "from_pretrained", ".eval()", ...
+
+
+NOT_A_MODEL = ModelInfo(False)
+UNKNOWN = ModelInfo(None)
+
+# Libraries whose `from_pretrained` makes models when the class is a model class.
+MODEL_LIBRARIES = ("transformers", "diffusers", "peft", "sentence_transformers", "optimum", "timm")
+_NOT_MODEL_CLASS = re.compile(
+    r"(Tokenizer|Processor|Config|FeatureExtractor|ImageProcessor|Scheduler|Collator|Args|Arguments|"
+    r"Output|Pipeline|Trainer|Callback|Quantizer|Extractor|Encoding|Dataset)"
+)
+_MODEL_CLASS = re.compile(r"(^Auto.*Model|Model|For[A-Z]|^[A-Z][A-Za-z0-9]*Net|Transformer$|^SentenceTransformer|^UNet|^VQ|^Autoencoder)")
+_PIPELINE_CLASS = re.compile(r"Pipeline$|^DiffusionPipeline")
+# Well-known nn.Module bases besides torch.nn.Module itself.
+MODULE_BASES = frozenset(
+    {"torch.nn.Module", "torch.nn.modules.module.Module", "torch.nn.Sequential", "torch.nn.ModuleList",
+     "transformers.PreTrainedModel", "transformers.modeling_utils.PreTrainedModel",
+     "pytorch_lightning.LightningModule", "lightning.LightningModule", "lightning.pytorch.LightningModule",
+     "lightning.pytorch.core.LightningModule", "pytorch_lightning.core.LightningModule",
+     "diffusers.ModelMixin", "diffusers.models.modeling_utils.ModelMixin",
+     "sentence_transformers.SentenceTransformer"}
+)  # fmt: skip
+_MODULE_BASE_NAMES = frozenset({"Module", "ModelMixin", "PreTrainedModel", "LightningModule", "Sequential", "ModuleList"})
+# nn classes that are modules but never "the model": losses and containers of parameters
+_NN_NOT_MODELS = re.compile(r"Loss$|^Parameter|^Uninitialized|^Buffer$")
+# Calls that return the module they are given (wrappers keep the wrapped model's mode).
+PASSTHROUGH = frozenset(
+    {"torch.compile", "copy.deepcopy", "torch.nn.DataParallel", "torch.nn.parallel.DataParallel",
+     "torch.nn.parallel.DistributedDataParallel", "torch.nn.parallel.distributed.DistributedDataParallel",
+     "peft.get_peft_model", "peft.mapping.get_peft_model", "torch.jit.script", "torch.jit.trace",
+     "torch.nn.SyncBatchNorm.convert_sync_batchnorm"}
+)  # fmt: skip
+# Calls that make a model whose mode lintml cannot know.
+MODEL_FACTORIES_UNKNOWN_MODE = frozenset({"torch.hub.load", "torch.jit.load", "torch.export.load"})
+MODEL_FACTORIES_TRAIN_MODE = frozenset({"timm.create_model", "timm.models.create_model"})
+NOT_MODEL_MODULES = ("torch.optim", "torch.cuda.amp", "torch.amp", "torch.utils.data", "transformers.optimization")
+EVIDENCE_METHODS = frozenset({"eval", "parameters", "named_parameters", "state_dict"})
+
+
+_MAX_NESTING = 24
+
+
+class Models:
+    def __init__(self, program: Program, callgraph: CallGraph) -> None:
+        self.program = program
+        self.imports = program.imports
+        self.callgraph = callgraph
+        self._is_model: dict[tuple[int, str], bool] = {}
+        self._module_class: dict[int, bool] = {}
+        self._in_progress: set = set()
+        self._nesting = 0
+
+    # -- classes of the file ---------------------------------------------------------
+
+    def is_module_class(self, cls: Class) -> bool:
+        """Subclasses nn.Module (or a known model base), directly or through classes of the file."""
+        key = id(cls.node)
+        if key in self._module_class:
+            return self._module_class[key]
+        self._module_class[key] = False  # cycles: not a module
+        result = False
+        for base in cls.node.bases:
+            qualified = self.imports.qualified_name(base.value, cls.scope)
+            if qualified in MODULE_BASES or (qualified and _is_library_model_class(qualified)):
+                result = True
+            elif isinstance(base.value, cst.Name) and base.value.value in self.program.classes:
+                result = any(self.is_module_class(other) for other in self.program.classes[base.value.value])
+            elif qualified is None:
+                # a base lintml cannot resolve (a relative import in a library): known
+                # module base names, or a class with its own `forward`, are modules
+                name = (dotted_name(base.value) or "").rsplit(".", 1)[-1]
+                result = name in _MODULE_BASE_NAMES or name.endswith("PreTrainedModel") or "forward" in cls.methods
+            if result:
+                break
+        self._module_class[key] = result
+        return result
+
+    def file_class(self, name: str) -> Class | None:
+        classes = self.program.classes.get(name)
+        return classes[0] if classes else None
+
+    def in_module_class(self, function: Function) -> bool:
+        """Code inside an nn.Module's own methods (and functions nested in them)."""
+        current: Function | None = function
+        while current is not None:
+            if current.cls is not None and self.is_module_class(current.cls):
+                return True
+            current = current.parent
+        return False
+
+    # -- what an expression is -------------------------------------------------------
+
+    def info(self, expression: cst.BaseExpression, function: Function, order: int, depth: int = 0) -> ModelInfo:
+        """What `expression`, evaluated in `function` at `order`, is."""
+        if self._nesting > _MAX_NESTING:
+            return UNKNOWN  # a chain of evidence this long proves nothing
+        self._nesting += 1
+        try:
+            return self._info(expression, function, order, depth)
+        finally:
+            self._nesting -= 1
+
+    def _info(self, expression: cst.BaseExpression, function: Function, order: int, depth: int) -> ModelInfo:
+        if depth > 8:
+            return UNKNOWN
+        if isinstance(expression, cst.Call):
+            return self._call_info(expression, function, order, depth)
+        key = function.key(expression)
+        if key is not None:
+            if not self.is_model(key, function):
+                return NOT_A_MODEL if self._bound_to_non_model(key, function) else UNKNOWN
+            mode, origin = self.mode_at(key, function, order, depth + 1)
+            return ModelInfo(True, mode, self.kind(key, function), origin)
+        return UNKNOWN
+
+    def _call_info(self, call: cst.Call, function: Function, order: int, depth: int) -> ModelInfo:
+        func = call.func
+        scope = function.scope
+        qualified = self.imports.qualified_name(func, scope)
+        if isinstance(func, cst.Attribute):
+            method = func.attr.value
+            if method in ("from_pretrained", "from_single_file"):
+                return self._from_pretrained(func.value, function, call)
+            if method in ("from_config", "_from_config"):
+                cls_info = self._class_expression(func.value, function)
+                return ModelInfo(True, Mode.DEFAULT, cls_info.kind, "from_config") if cls_info.is_model else cls_info
+            if qualified is None or not qualified.startswith(("torch", "transformers")):
+                base = self.info(func.value, function, order, depth + 1)
+                if base.is_model:
+                    if method == "eval":
+                        return ModelInfo(True, Mode.EVAL, base.kind, ".eval()")
+                    if method == "train":
+                        return ModelInfo(True, _train_call_mode(call), base.kind, ".train()")
+                    if method in ("to", "cuda", "cpu", "half", "float", "bfloat16", "double", "requires_grad_", "to_empty", "xpu", "type"):
+                        return base
+                    return UNKNOWN
+                if base.is_model is False and method in ("to", "cuda", "cpu"):
+                    return NOT_A_MODEL
+            if method == "prepare" and len(call.args) == 1:
+                # accelerator.prepare(model) returns the model
+                return self.info(call.args[0].value, function, order, depth + 1)
+        if qualified is not None:
+            if qualified in PASSTHROUGH and call.args:
+                return self.info(call.args[0].value, function, order, depth + 1)
+            if qualified in MODEL_FACTORIES_TRAIN_MODE or qualified.startswith("torchvision.models."):
+                tail = qualified.rsplit(".", 1)[-1]
+                if tail[:1].islower() and not tail.startswith("get_"):
+                    return ModelInfo(True, Mode.DEFAULT, Kind.MODULE, qualified)
+            if qualified in MODEL_FACTORIES_UNKNOWN_MODE:
+                return ModelInfo(True, Mode.OPAQUE, Kind.MODULE, qualified)
+            if qualified.startswith(NOT_MODEL_MODULES):
+                return NOT_A_MODEL
+            if qualified.startswith("torch.nn."):
+                tail = qualified.rsplit(".", 1)[-1]
+                if tail[:1].isupper() and not _NN_NOT_MODELS.search(tail) and qualified.count(".") == 2:
+                    return ModelInfo(True, Mode.DEFAULT, Kind.MODULE, qualified)
+                return NOT_A_MODEL if tail[:1].isupper() else UNKNOWN
+            if qualified.split(".", 1)[0] in MODEL_LIBRARIES:
+                tail = qualified.rsplit(".", 1)[-1]
+                if _is_library_model_class(qualified):
+                    kind = Kind.PIPELINE if _PIPELINE_CLASS.search(tail) else Kind.MODULE
+                    return ModelInfo(True, Mode.DEFAULT, kind, tail)
+                if tail[:1].isupper():
+                    return NOT_A_MODEL
+            return UNKNOWN
+        if isinstance(func, cst.Name):
+            cls = self._visible_class(func.value, function)
+            if cls is not None:
+                if self.is_module_class(cls):
+                    return ModelInfo(True, Mode.DEFAULT, Kind.MODULE, cls.name)
+                return NOT_A_MODEL
+            callee = self._visible_function(func.value, function)
+            if callee is not None and callee.returns:
+                return self._returned(callee, depth)
+        return UNKNOWN
+
+    def _from_pretrained(self, owner: cst.BaseExpression, function: Function, call: cst.Call) -> ModelInfo:
+        info = self._class_expression(owner, function)
+        if not info.is_model:
+            return info
+        if info.kind is Kind.PIPELINE:
+            return ModelInfo(True, Mode.OPAQUE, Kind.PIPELINE, "from_pretrained")
+        qualified = self.imports.qualified_name(owner, function.scope) or ""
+        if qualified.startswith("peft"):
+            # PeftModel.from_pretrained(base, ...) is in eval mode unless is_trainable=True
+            trainable = any(a.keyword and a.keyword.value == "is_trainable" and not _is_false(a.value) for a in call.args)
+            return ModelInfo(True, Mode.OPAQUE if trainable else Mode.EVAL, Kind.MODULE, "from_pretrained")
+        return ModelInfo(True, Mode.EVAL, Kind.MODULE, "from_pretrained")
+
+    def _class_expression(self, owner: cst.BaseExpression, function: Function) -> ModelInfo:
+        """Whether `owner` (the `X` of `X.from_pretrained`) is a model class."""
+        qualified = self.imports.qualified_name(owner, function.scope)
+        if qualified is not None:
+            if qualified.split(".", 1)[0] in MODEL_LIBRARIES and _is_library_model_class(qualified):
+                tail = qualified.rsplit(".", 1)[-1]
+                return ModelInfo(True, Mode.DEFAULT, Kind.PIPELINE if _PIPELINE_CLASS.search(tail) else Kind.MODULE)
+            return NOT_A_MODEL
+        if isinstance(owner, cst.Name):
+            cls = self._visible_class(owner.value, function)
+            if cls is not None:
+                return ModelInfo(True) if self.is_module_class(cls) else NOT_A_MODEL
+        return UNKNOWN
+
+    def _visible_class(self, name: str, function: Function) -> Class | None:
+        """A class of the file that `name` means here (not shadowed by an import)."""
+        if self.imports.resolve_name(name, function.scope) is not None:
+            return None
+        for cls in self.program.classes.get(name, []):
+            return cls
+        return None
+
+    def _visible_function(self, name: str, function: Function) -> Function | None:
+        for candidate in self.program.all_functions():
+            if candidate.name == name and candidate.cls is None and candidate.parent is not None and (
+                candidate.parent is function or candidate.parent.is_module_level
+            ):
+                return candidate
+        return None
+
+    def _returned(self, callee: Function, depth: int) -> ModelInfo:
+        """A same-file function that returns a model (every return is one)."""
+        marker = ("returns", id(callee.node))
+        if marker in self._in_progress:
+            return UNKNOWN
+        self._in_progress.add(marker)
+        try:
+            infos = [self.info(value, callee, callee.end, depth + 1) for value in callee.returns]
+        finally:
+            self._in_progress.discard(marker)
+        if infos and all(info.is_model for info in infos):
+            modes = {info.mode for info in infos}
+            return ModelInfo(True, modes.pop() if len(modes) == 1 else Mode.OPAQUE, infos[0].kind, callee.name)
+        return UNKNOWN
+
+    # -- names -----------------------------------------------------------------------
+
+    def owner_of(self, key: str, function: Function) -> Function:
+        """The function whose binding of `key` is visible in `function` (for globals: the module)."""
+        if key.startswith("self."):
+            return function
+        current: Function | None = function
+        while current is not None:
+            if key in current.bindings:
+                return current
+            current = current.parent
+        return function
+
+    def is_model(self, key: str, function: Function) -> bool:
+        owner = self.owner_of(key, function)
+        holder = owner.cls.node if key.startswith("self.") and owner.cls is not None else owner.node
+        memo_key = (id(holder), key)
+        if memo_key in self._is_model:
+            return self._is_model[memo_key]
+        if memo_key in self._in_progress:
+            return False
+        self._in_progress.add(memo_key)
+        try:
+            result = self._decide_is_model(key, owner)
+        finally:
+            self._in_progress.discard(memo_key)
+        self._is_model[memo_key] = result
+        return result
+
+    def _decide_is_model(self, key: str, owner: Function) -> bool:
+        if key.startswith("self."):
+            return self._attribute_is_model(key, owner)
+        infos = [self._binding_info(binding, owner) for binding in owner.bindings.get(key, [])]
+        if any(info.is_model is False for info in infos) and not any(info.is_model for info in infos):
+            return False
+        if any(info.is_model for info in infos):
+            return True
+        if key in owner.params:
+            if self._annotated_module(owner.annotations.get(key), owner):
+                return True
+            if self._callers_pass_models(key, owner):
+                return True
+        return self._has_evidence(key, [owner])
+
+    def _binding_info(self, binding: Binding, function: Function) -> ModelInfo:
+        if binding.value is None:
+            return UNKNOWN
+        value = binding.value
+        if binding.tuple_index is not None:
+            # `model, opt = accelerator.prepare(model, opt)`: element-wise
+            if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value == "prepare":
+                if binding.tuple_index < len(value.args):
+                    return self.info(value.args[binding.tuple_index].value, function, binding.order)
+                return UNKNOWN
+            if isinstance(value, (cst.Tuple, cst.List)) and binding.tuple_index < len(value.elements):
+                return self.info(value.elements[binding.tuple_index].value, function, binding.order)
+            return UNKNOWN
+        return self.info(value, function, binding.order)
+
+    def _attribute_is_model(self, key: str, method: Function) -> bool:
+        cls = method.cls
+        if cls is None:
+            return False
+        methods = list(cls.methods.values())
+        infos = []
+        for other in methods:
+            for binding in other.bindings.get(key, []):
+                info = self._binding_info(binding, other)
+                if info.is_model is None and isinstance(binding.value, cst.Name) and binding.value.value in other.params:
+                    # `self.model = model` with `model` a parameter
+                    if self.is_model(binding.value.value, other):
+                        info = ModelInfo(True)
+                infos.append(info)
+        if any(info.is_model for info in infos):
+            return True
+        if any(info.is_model is False for info in infos):
+            return False
+        return self._has_evidence(key, methods)
+
+    def _has_evidence(self, key: str, functions: list[Function]) -> bool:
+        for function in functions:
+            for call in function.calls:
+                if call.receiver_key != key or call.method not in EVIDENCE_METHODS:
+                    continue
+                if call.method == "eval" and call.node.args:
+                    continue  # `df.eval("a + b")` is pandas
+                if call.method == "state_dict" and self._bound_to_non_model(key, function):
+                    continue
+                return True
+        return False
+
+    def _bound_to_non_model(self, key: str, function: Function) -> bool:
+        owner = self.owner_of(key, function)
+        return any(self._binding_info(b, owner).is_model is False for b in owner.bindings.get(key, []))
+
+    def _annotated_module(self, annotation: cst.BaseExpression | None, function: Function) -> bool:
+        if annotation is None:
+            return False
+        if isinstance(annotation, cst.SimpleString):
+            return False
+        qualified = self.imports.qualified_name(annotation, function.scope)
+        if qualified is not None:
+            return qualified in MODULE_BASES or _is_library_model_class(qualified)
+        if isinstance(annotation, cst.Name):
+            cls = self._visible_class(annotation.value, function)
+            return cls is not None and self.is_module_class(cls)
+        return False
+
+    def _callers_pass_models(self, parameter: str, function: Function) -> bool:
+        for call in self.callgraph.callers(function):
+            argument = self.callgraph.argument(call, function, parameter)
+            if argument is not None and self.info(argument, call.site.function, call.site.order).is_model:
+                return True
+        return False
+
+    def kind(self, key: str, function: Function) -> Kind:
+        owner = self.owner_of(key, function)
+        for binding in owner.bindings.get(key, []):
+            if self._binding_info(binding, owner).kind is Kind.PIPELINE:
+                return Kind.PIPELINE
+        return Kind.MODULE
+
+    def forward_key(self, call: cst.Call, function: Function) -> str | None:
+        """The model a call runs forward (`model(x)`, `self.model(x)`), else None.
+        Pipelines are not forwards: they manage grad mode themselves."""
+        func = call.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "forward":
+            func = func.value  # `model.forward(x)` runs the forward too (without hooks)
+        key = function.key(func)
+        if key is None or key == function.self_name:
+            return None
+        if not self.is_model(key, function) or self.kind(key, function) is Kind.PIPELINE:
+            return None
+        return key
+
+    # -- modes -----------------------------------------------------------------------
+
+    def mode_events(self, key: str, function: Function) -> list[tuple[int, Mode, str, cst.CSTNode]]:
+        """(order, mode, origin, node) of what sets `key`'s mode in `function`, in order."""
+        events = []
+        for call in function.calls:
+            if call.receiver_key == key and call.method in ("eval", "train") and _is_mode_call(call.node):
+                mode = Mode.EVAL if call.method == "eval" else _train_call_mode(call.node)
+                events.append((call.site.order, mode, f".{call.method}()", call.node))
+        for binding in function.bindings.get(key, []):
+            info = self._binding_info(binding, function)
+            if info.is_model:
+                events.append((binding.order, info.mode, info.origin, binding.statement or binding.value))
+            elif binding.value is not None or binding.tuple_index is not None:
+                events.append((binding.order, Mode.OPAQUE, "", binding.statement or binding.value))
+        events.sort(key=lambda event: event[0])
+        return events
+
+    def mode_at(self, key: str, function: Function, order: int, depth: int = 0) -> tuple[Mode, str]:
+        """The mode of model `key` when `function` reaches `order` (straight-line order)."""
+        marker = ("mode", id(function.node), key, order)
+        if marker in self._in_progress or depth > 8:
+            return Mode.UNKNOWN, ""
+        self._in_progress.add(marker)
+        try:
+            return self._mode_at(key, function, order, depth)
+        finally:
+            self._in_progress.discard(marker)
+
+    def _mode_at(self, key: str, function: Function, order: int, depth: int) -> tuple[Mode, str]:
+        if key.startswith("self."):
+            before = [event for event in self.mode_events(key, function) if event[0] < order]
+            if before:
+                return before[-1][1], before[-1][2]
+            return self._class_state(key, function, depth)
+        owner = self.owner_of(key, function)
+        if owner is function:
+            before = [event for event in self.mode_events(key, function) if event[0] < order]
+            if before:
+                return before[-1][1], before[-1][2]
+            if key in function.params:
+                return self._mode_from_callers(key, function, depth)
+            return Mode.UNKNOWN, ""
+        # a model of an enclosing scope (a script's global): what it ends up as there,
+        # unless some function switches it to training
+        events = self.mode_events(key, owner)
+        for other in self.program.all_functions():
+            if other is not owner and key not in other.bindings:
+                if any(e[1] is Mode.TRAIN for e in self.mode_events(key, other)):
+                    return Mode.UNKNOWN, ""
+        limit = order if owner is function else owner.end + 1
+        before = [event for event in events if event[0] < limit]
+        return (before[-1][1], before[-1][2]) if before else (Mode.UNKNOWN, "")
+
+    def _mode_from_callers(self, parameter: str, function: Function, depth: int) -> tuple[Mode, str]:
+        modes = []
+        for call in self.callgraph.callers(function):
+            argument = self.callgraph.argument(call, function, parameter)
+            if argument is None:
+                return Mode.OPAQUE, ""
+            info = self.info(argument, call.site.function, call.site.order, depth + 1)
+            modes.append(info.mode if info.is_model else Mode.OPAQUE)
+        if not modes:
+            return Mode.UNKNOWN, ""
+        if all(mode is Mode.EVAL for mode in modes):
+            return Mode.EVAL, "every caller"
+        if any(mode is Mode.TRAIN for mode in modes):
+            return Mode.TRAIN, "a caller"
+        if any(mode is Mode.OPAQUE for mode in modes):
+            return Mode.OPAQUE, ""
+        if all(mode is Mode.DEFAULT for mode in modes):
+            return Mode.DEFAULT, "every caller"
+        return Mode.UNKNOWN, ""
+
+    def _class_state(self, key: str, method: Function, depth: int) -> tuple[Mode, str]:
+        """What the class's methods establish for `self.<attr>` (RULES.md clarification 3)."""
+        cls = method.cls
+        if cls is None:
+            return Mode.UNKNOWN, ""
+        established: list[tuple[Mode, str]] = []
+        for other in cls.methods.values():
+            for _, mode, origin, _ in self.mode_events(key, other):
+                if mode is Mode.TRAIN:
+                    return Mode.UNKNOWN, ""  # some method trains it: no mode holds everywhere
+                established.append((mode, origin))
+            for binding in other.bindings.get(key, []):
+                if isinstance(binding.value, cst.Name) and binding.value.value in other.params:
+                    established.append(self._mode_from_callers(binding.value.value, other, depth + 1))
+        if any(mode is Mode.EVAL for mode, _ in established):
+            return Mode.EVAL, next(origin for mode, origin in established if mode is Mode.EVAL)
+        if any(mode is Mode.OPAQUE for mode, _ in established):
+            return Mode.OPAQUE, ""
+        if established and all(mode is Mode.DEFAULT for mode, _ in established):
+            return Mode.DEFAULT, established[0][1]
+        return Mode.UNKNOWN, ""
+
+
+def _is_false(node: cst.BaseExpression) -> bool:
+    return isinstance(node, cst.Name) and node.value == "False"
+
+
+def _is_mode_call(call: cst.Call) -> bool:
+    """`m.eval()` / `m.train()` / `m.train(False)`: a mode switch, not `df.eval("expr")`."""
+    method = call.func.attr.value if isinstance(call.func, cst.Attribute) else ""
+    if method == "eval":
+        return not call.args
+    return len(call.args) <= 1
+
+
+def _train_call_mode(call: cst.Call) -> Mode:
+    if call.args and _is_false(call.args[0].value):
+        return Mode.EVAL
+    if call.args and not (isinstance(call.args[0].value, cst.Name) and call.args[0].value.value == "True"):
+        return Mode.UNKNOWN  # `model.train(mode)`: depends on the argument
+    return Mode.TRAIN
+
+
+def _is_library_model_class(qualified: str) -> bool:
+    library = qualified.split(".", 1)[0]
+    if library not in MODEL_LIBRARIES:
+        return False
+    tail = qualified.rsplit(".", 1)[-1]
+    if not tail[:1].isupper():
+        return False
+    if _PIPELINE_CLASS.search(tail):
+        return library in ("diffusers",)
+    if _NOT_MODEL_CLASS.search(tail):
+        return False
+    return bool(_MODEL_CLASS.search(tail)) or qualified in MODULE_BASES
