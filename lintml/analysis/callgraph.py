@@ -10,12 +10,14 @@ from functools import cached_property
 
 import libcst as cst
 
+from lintml.analysis.imports import dotted_name
 from lintml.analysis.program import Call, Function, Program
 
 
 class CallGraph:
     def __init__(self, program: Program) -> None:
         self.program = program
+        self._resolved: dict[int, Function | None] = {}
 
     @cached_property
     def _callers(self) -> dict[int, list[Call]]:
@@ -33,6 +35,12 @@ class CallGraph:
     def resolve(self, call: Call) -> Function | None:
         """The same-file function a call runs: `f(...)`, `self.f(...)`, or `C(...)` (its
         `__init__`)."""
+        key = id(call.node)
+        if key not in self._resolved:
+            self._resolved[key] = self._resolve(call)
+        return self._resolved[key]
+
+    def _resolve(self, call: Call) -> Function | None:
         if call.callee is None:
             return None
         caller = call.site.function
@@ -69,7 +77,9 @@ class CallGraph:
     def argument(self, call: Call, callee: Function, parameter: str) -> cst.BaseExpression | None:
         """The expression a call passes for `parameter` of `callee` (None if not known)."""
         params = callee.params
-        skip = 1 if (callee.self_name is not None and (call.via_self or callee.name == "__init__")) else 0
+        # `self` (or a classmethod's `cls`) is bound by the call, not passed
+        bound_first = callee.self_name is not None or _is_classmethod(callee)
+        skip = 1 if (bound_first and (call.via_self or callee.name == "__init__")) else 0
         for arg in call.node.args:
             if arg.keyword is not None and arg.keyword.value == parameter:
                 return arg.value
@@ -83,3 +93,9 @@ class CallGraph:
         if 0 <= index < len(positional):
             return positional[index].value
         return None
+
+
+def _is_classmethod(function: Function) -> bool:
+    return function.cls is not None and bool(function.params) and any(
+        (dotted_name(decorator) or "").rsplit(".", 1)[-1] == "classmethod" for decorator in function.decorators
+    )

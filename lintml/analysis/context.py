@@ -9,6 +9,8 @@
   a loop over a val/test loader, the model put in eval mode before, or only inference
   callers). A function that also trains elsewhere still has inference loops when the
   loop itself says so (a loop over a validation loader, or the model in eval mode).
+  A forward whose value a backward differentiates is never inference, and neither is a
+  function with an inference name whose result a same-file caller differentiates.
 - Training loop: a loop whose body calls backward and steps an optimizer.
 """
 
@@ -20,8 +22,9 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from lintml.analysis.callgraph import CallGraph
+from lintml.analysis.flow import ValueFlow
 from lintml.analysis.models import Mode, Models
-from lintml.analysis.program import Call, Function, Loop, Program, Site, grad_mode_of, words
+from lintml.analysis.program import Call, Function, Loop, Program, Site, chain_base, grad_mode_of, named_grad_off, words
 
 INFERENCE_WORDS = frozenset(
     {"predict", "prediction", "predictions", "infer", "inference", "evaluate", "evaluation", "eval",
@@ -53,8 +56,10 @@ class Contexts:
         self.program = program
         self.models = models
         self.callgraph = callgraph
+        self.flow = ValueFlow(program)
         self._grad_memo: dict[int, bool] = {}
         self._inference_memo: dict[int, bool] = {}
+        self._call_at_site = {id(call.site): call for call in program.calls.values()}
 
     # -- grad context ----------------------------------------------------------------
 
@@ -64,8 +69,10 @@ class Contexts:
         if site.grad == "on":
             return False
         function = site.function
-        if function.grad_off_statement_order is not None and function.grad_off_statement_order < site.order:
-            return True
+        # the last `torch.set_grad_enabled(...)` statement before the site decides
+        toggles = [mode for order, mode in function.grad_statements if order < site.order]
+        if toggles:
+            return toggles[-1] == "off"
         return self.function_grad_disabled(function)
 
     def function_grad_disabled(self, function: Function) -> bool:
@@ -77,7 +84,9 @@ class Contexts:
         self._grad_memo[key] = False  # recursion: not proven
         result = False
         if not function.is_module_level:
-            if any(grad_mode_of(d, self.program.imports, function.parent.scope) == "off" for d in function.decorators):
+            imports, scope = self.program.imports, function.parent.scope
+            decorators = function.decorators
+            if any(grad_mode_of(d, imports, scope) == "off" or named_grad_off(d, imports, scope) for d in decorators):
                 result = True
             elif function.parent is not None and not function.parent.is_module_level and function.cls is None:
                 result = self.function_grad_disabled(function.parent)
@@ -105,8 +114,16 @@ class Contexts:
         return False
 
     def in_training_loop(self, site: Site) -> bool:
-        """The innermost loop around `site` trains (backward and a step in it)."""
-        return site.loop is not None and bool(site.loop.backward_orders or site.loop.step_calls)
+        """The innermost loop around `site` trains (a backward or an optimizer step in it;
+        `env.step(action)` and `scheduler.step()` are not training)."""
+        loop = site.loop
+        return loop is not None and (
+            bool(loop.backward_orders) or any(self._is_optimizer_step(call) for call in loop.step_calls)
+        )
+
+    def trains(self, function: Function) -> bool:
+        """The function calls backward or steps an optimizer."""
+        return bool(function.backward_orders) or any(self._is_optimizer_step(call) for call in function.step_calls)
 
     def eval_data_loop(self, site: Site) -> Loop | None:
         """An enclosing loop over a loader/dataset whose name says val/test/eval."""
@@ -117,6 +134,10 @@ class Contexts:
             loop = loop.parent
         return None
 
+    def over_eval_data(self, site: Site) -> bool:
+        """A loop or a comprehension around `site` runs over val/test/eval data."""
+        return self.eval_data_loop(site) is not None or bool(site.comprehension_words & EVAL_DATA_WORDS)
+
     def inference_signal(self, site: Site, model_key: str | None) -> str | None:
         """Why `site` is inference, in words for a message; None when it is not."""
         function = site.function
@@ -124,18 +145,34 @@ class Contexts:
             return None
         if self.in_training_loop(site):
             return None
-        loop = self.eval_data_loop(site)
-        if loop is not None:
+        if self.feeds_backward(site):
+            return None
+        if self.over_eval_data(site):
             return "it runs in a loop over evaluation data"
         if model_key is not None and self._eval_before(model_key, site):
             return f"`{model_key}` was put in eval mode before it"
-        if function.trains:
+        if self.trains(function):
             return None
-        if not function.is_module_level and set(words(function.name)) & INFERENCE_WORDS:
+        if (
+            not function.is_module_level
+            and set(words(function.name)) & INFERENCE_WORDS
+            and not self.called_for_training(function)
+        ):
             return f"`{function.name}` is an inference function"
         if self.function_only_called_for_inference(function):
             return f"`{function.name}` is only called for inference"
         return None
+
+    def feeds_backward(self, site: Site) -> bool:
+        """The call at `site` computes what a backward later differentiates
+        (`loss = criterion(model(x), y); loss.backward()`): training, not inference."""
+        call = self._call_at_site.get(id(site))
+        return call is not None and self.flow.feeds_backward(call)
+
+    def called_for_training(self, function: Function) -> bool:
+        """A same-file caller differentiates what `function` returns (a `decode`
+        helper called in a training loop)."""
+        return any(self.feeds_backward(call.site) for call in self.callgraph.callers(function))
 
     def _eval_before(self, key: str, site: Site) -> bool:
         events = self.models.mode_events(key, site.function)
@@ -148,11 +185,19 @@ class Contexts:
             return self._inference_memo[key]
         self._inference_memo[key] = False
         callers = self.callgraph.callers(function)
-        result = bool(callers) and all(
-            self.grad_disabled(call.site) or self.inference_signal(call.site, None) is not None for call in callers
-        )
+        result = bool(callers) and all(self._inference_call(call) for call in callers)
         self._inference_memo[key] = result
         return result
+
+    def _inference_call(self, call: Call) -> bool:
+        """A call made from an inference place: grad off there, or a signal holds there,
+        also the model passed being put in eval mode before the call."""
+        if self.grad_disabled(call.site):
+            return True
+        function = call.site.function
+        passed = [function.key(chain_base(arg.value)) for arg in call.node.args]
+        keys = [None, *(key for key in passed if key is not None)]
+        return any(self.inference_signal(call.site, key) is not None for key in keys)
 
     # -- training loops --------------------------------------------------------------
 

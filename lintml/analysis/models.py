@@ -19,13 +19,13 @@ import libcst as cst
 
 from lintml.analysis.callgraph import CallGraph
 from lintml.analysis.imports import dotted_name
-from lintml.analysis.program import Binding, Class, Function, Program, chain_base, key_of
+from lintml.analysis.program import Binding, Call, Class, Function, Program, chain_base, key_of
 
 
 class Mode(enum.Enum):
     EVAL = "eval"
-    TRAIN = "train"  # `.train()` called: training mode on purpose
-    DEFAULT = "default"  # freshly built: nn.Module starts in training mode
+    TRAIN = "train"  # `.train()` called, and no backward since: training mode on purpose
+    DEFAULT = "default"  # freshly built (nn.Module starts in training mode), or left so by training
     UNKNOWN = "unknown"  # nothing sets it that lintml can see
     OPAQUE = "opaque"  # set by something lintml cannot see into (another module's function)
 
@@ -75,6 +75,21 @@ PASSTHROUGH = frozenset(
      "peft.get_peft_model", "peft.mapping.get_peft_model", "torch.jit.script", "torch.jit.trace",
      "torch.nn.SyncBatchNorm.convert_sync_batchnorm"}
 )  # fmt: skip
+# torch.ao.quantization and its legacy name: what fuses, prepares or converts a model
+# returns it (or its copy) in the mode it had; `quantize` and `quantize_dynamic` call
+# `.eval()` on it themselves.
+QUANTIZATION_MODULES = (
+    "torch.ao.quantization", "torch.quantization", "torch.ao.quantization.quantize_fx",
+    "torch.quantization.quantize_fx", "torch.ao.quantization.quantize", "torch.quantization.quantize",
+    "torch.ao.quantization.fuse_modules", "torch.quantization.fuse_modules",
+)  # fmt: skip
+QUANTIZATION_PASSTHROUGH = frozenset(
+    f"{module}.{name}"
+    for module in QUANTIZATION_MODULES
+    for name in ("prepare", "convert", "prepare_fx", "convert_fx", "prepare_qat", "prepare_qat_fx",
+                 "fuse_modules", "fuse_modules_qat", "fuse_fx")
+)  # fmt: skip
+QUANTIZATION_EVAL = frozenset(f"{module}.{name}" for module in QUANTIZATION_MODULES for name in ("quantize", "quantize_dynamic"))
 # Calls that make a model whose mode lintml cannot know.
 MODEL_FACTORIES_UNKNOWN_MODE = frozenset({"torch.hub.load", "torch.jit.load", "torch.export.load"})
 MODEL_FACTORIES_TRAIN_MODE = frozenset({"timm.create_model", "timm.models.create_model"})
@@ -94,6 +109,13 @@ class Models:
         self._module_class: dict[int, bool] = {}
         self._in_progress: set = set()
         self._nesting = 0
+        # Each time a recursion guard answers "unknown", the answers computed around it
+        # are partial: they are used, but not remembered.
+        self._guard_hits = 0
+        # memos: these questions are asked again and again by every forward of a file
+        self._events_memo: dict[tuple[int, str], list] = {}
+        self._binding_memo: dict[int, ModelInfo] = {}
+        self._kind_memo: dict[tuple[int, str], Kind] = {}
 
     # -- classes of the file ---------------------------------------------------------
 
@@ -109,7 +131,12 @@ class Models:
             if qualified in MODULE_BASES or (qualified and _is_library_model_class(qualified)):
                 result = True
             elif isinstance(base.value, cst.Name) and base.value.value in self.program.classes:
-                result = any(self.is_module_class(other) for other in self.program.classes[base.value.value])
+                others = self.program.classes[base.value.value]
+                result = any(self.is_module_class(other) for other in others)
+                if not result and "forward" in cls.methods:
+                    # `class DacModel(DacPreTrainedModel)` with its own `forward`, where the
+                    # file's base class derives from a base lintml cannot resolve
+                    result = any(self._unresolved_ancestry(other, set()) for other in others)
             elif qualified is None:
                 # a base lintml cannot resolve (a relative import in a library): known
                 # module base names, or a class with its own `forward`, are modules
@@ -119,6 +146,19 @@ class Models:
                 break
         self._module_class[key] = result
         return result
+
+    def _unresolved_ancestry(self, cls: Class, seen: set[int]) -> bool:
+        """Some base of `cls`, or of the file's classes it derives from, cannot be resolved."""
+        if id(cls.node) in seen:
+            return False
+        seen.add(id(cls.node))
+        for base in cls.node.bases:
+            if isinstance(base.value, cst.Name) and base.value.value in self.program.classes:
+                if any(self._unresolved_ancestry(other, seen) for other in self.program.classes[base.value.value]):
+                    return True
+            elif self.imports.qualified_name(base.value, cls.scope) is None:
+                return True
+        return False
 
     def file_class(self, name: str) -> Class | None:
         classes = self.program.classes.get(name)
@@ -138,6 +178,7 @@ class Models:
     def info(self, expression: cst.BaseExpression, function: Function, order: int, depth: int = 0) -> ModelInfo:
         """What `expression`, evaluated in `function` at `order`, is."""
         if self._nesting > _MAX_NESTING:
+            self._guard_hits += 1
             return UNKNOWN  # a chain of evidence this long proves nothing
         self._nesting += 1
         try:
@@ -185,7 +226,9 @@ class Models:
                 # accelerator.prepare(model) returns the model
                 return self.info(call.args[0].value, function, order, depth + 1)
         if qualified is not None:
-            if qualified in PASSTHROUGH and call.args:
+            if qualified in QUANTIZATION_EVAL and call.args:
+                return ModelInfo(True, Mode.EVAL, Kind.MODULE, qualified.rsplit(".", 1)[-1])
+            if (qualified in PASSTHROUGH or qualified in QUANTIZATION_PASSTHROUGH) and call.args:
                 return self.info(call.args[0].value, function, order, depth + 1)
             if qualified in MODEL_FACTORIES_TRAIN_MODE or qualified.startswith("torchvision.models."):
                 tail = qualified.rsplit(".", 1)[-1]
@@ -266,6 +309,7 @@ class Models:
         """A same-file function that returns a model (every return is one)."""
         marker = ("returns", id(callee.node))
         if marker in self._in_progress:
+            self._guard_hits += 1
             return UNKNOWN
         self._in_progress.add(marker)
         try:
@@ -297,13 +341,16 @@ class Models:
         if memo_key in self._is_model:
             return self._is_model[memo_key]
         if memo_key in self._in_progress:
+            self._guard_hits += 1
             return False
+        hits = self._guard_hits
         self._in_progress.add(memo_key)
         try:
             result = self._decide_is_model(key, owner)
         finally:
             self._in_progress.discard(memo_key)
-        self._is_model[memo_key] = result
+        if self._guard_hits == hits:
+            self._is_model[memo_key] = result
         return result
 
     def _decide_is_model(self, key: str, owner: Function) -> bool:
@@ -322,6 +369,24 @@ class Models:
         return self._has_evidence(key, [owner])
 
     def _binding_info(self, binding: Binding, function: Function) -> ModelInfo:
+        memo = self._binding_memo.get(id(binding))
+        if memo is not None:
+            return memo
+        marker = ("binding", id(binding))
+        if marker in self._in_progress:
+            self._guard_hits += 1
+            return UNKNOWN
+        hits = self._guard_hits
+        self._in_progress.add(marker)
+        try:
+            info = self._compute_binding_info(binding, function)
+        finally:
+            self._in_progress.discard(marker)
+        if self._guard_hits == hits:
+            self._binding_memo[id(binding)] = info
+        return info
+
+    def _compute_binding_info(self, binding: Binding, function: Function) -> ModelInfo:
         if binding.value is None:
             return UNKNOWN
         value = binding.value
@@ -394,10 +459,13 @@ class Models:
 
     def kind(self, key: str, function: Function) -> Kind:
         owner = self.owner_of(key, function)
-        for binding in owner.bindings.get(key, []):
-            if self._binding_info(binding, owner).kind is Kind.PIPELINE:
-                return Kind.PIPELINE
-        return Kind.MODULE
+        memo_key = (id(owner.node), key)
+        if memo_key not in self._kind_memo:
+            self._kind_memo[memo_key] = next(
+                (Kind.PIPELINE for b in owner.bindings.get(key, []) if self._binding_info(b, owner).kind is Kind.PIPELINE),
+                Kind.MODULE,
+            )
+        return self._kind_memo[memo_key]
 
     def forward_key(self, call: cst.Call, function: Function) -> str | None:
         """The model a call runs forward (`model(x)`, `self.model(x)`), else None.
@@ -414,14 +482,16 @@ class Models:
 
     # -- modes -----------------------------------------------------------------------
 
-    def mode_events(self, key: str, function: Function) -> list[tuple[int, Mode, str, cst.CSTNode]]:
-        """(order, mode, origin, node) of what sets `key`'s mode in `function`, in order."""
-        events = []
-        for call in function.calls:
-            if call.receiver_key == key and call.method in ("eval", "train") and _is_mode_call(call.node):
-                mode = Mode.EVAL if call.method == "eval" else _train_call_mode(call.node)
-                events.append((call.site.order, mode, f".{call.method}()", call.node))
+    def mode_events(
+        self, key: str, function: Function, before: int | None = None
+    ) -> list[tuple[int, Mode, str, cst.CSTNode]]:
+        """(order, mode, origin, node) of what sets `key`'s mode in `function`, in
+        order; with `before`, only what happens before that order. A binding's mode only
+        depends on what came before it, so the recursion always ends."""
+        events = [event for event in self._call_events(key, function) if before is None or event[0] < before]
         for binding in function.bindings.get(key, []):
+            if before is not None and binding.order >= before:
+                continue
             info = self._binding_info(binding, function)
             if info.is_model:
                 events.append((binding.order, info.mode, info.origin, binding.statement or binding.value))
@@ -430,10 +500,69 @@ class Models:
         events.sort(key=lambda event: event[0])
         return events
 
+    def _call_events(self, key: str, function: Function) -> list[tuple[int, Mode, str, cst.CSTNode]]:
+        """`.eval()`/`.train()` on `key`, and calls into same-file functions that switch it."""
+        memo_key = (id(function.node), key)
+        memo = self._events_memo.get(memo_key)
+        if memo is not None:
+            return memo
+        marker = ("events", memo_key)
+        if marker in self._in_progress:
+            self._guard_hits += 1
+            return []  # a same-file call cycle: what the cycle does is not known
+        hits = self._guard_hits
+        self._in_progress.add(marker)
+        try:
+            events = []
+            for call in function.calls:
+                if call.receiver_key == key and call.method in ("eval", "train") and _is_mode_call(call.node):
+                    mode = Mode.EVAL if call.method == "eval" else _train_call_mode(call.node)
+                    events.append((call.site.order, mode, f".{call.method}()", call.node))
+                elif call.callee is not None:
+                    effect = self._callee_effect(call, key)
+                    if effect is not None:
+                        events.append((call.site.order, *effect, call.node))
+        finally:
+            self._in_progress.discard(marker)
+        if self._guard_hits == hits:
+            self._events_memo[memo_key] = events
+        return events
+
+    def _callee_effect(self, call: Call, key: str) -> tuple[Mode, str] | None:
+        """The mode a call into a same-file function leaves `key` in, when that function
+        calls `.eval()`/`.train()` on it (`freeze(teacher)`, `self.freeze_backbone()`)."""
+        caller = call.site.function
+        callee = self.callgraph.resolve(call)
+        if callee is None or callee is caller:
+            return None
+        targets = [
+            parameter for parameter in callee.params
+            if (argument := self.callgraph.argument(call, callee, parameter)) is not None
+            and caller.key(chain_base(argument)) == key
+        ]  # fmt: skip
+        if key.startswith("self.") and call.via_self:
+            targets.append(key)
+        elif not key.startswith("self.") and key not in callee.bindings and key not in callee.params:
+            targets.append(key)  # a global model the callee uses
+        last = None
+        for target in targets:
+            for callee_call in callee.calls:
+                if callee_call.receiver_key == target and callee_call.method in ("eval", "train") and _is_mode_call(callee_call.node):
+                    mode = Mode.EVAL if callee_call.method == "eval" else _train_call_mode(callee_call.node)
+                    if last is None or callee_call.site.order > last[0]:
+                        last = (callee_call.site.order, mode)
+        if last is None:
+            return None
+        order, mode = last
+        if mode is Mode.TRAIN and self._trains_between(callee, order, callee.end + 1):
+            return Mode.DEFAULT, "training"
+        return mode, f"{callee.name}()"
+
     def mode_at(self, key: str, function: Function, order: int, depth: int = 0) -> tuple[Mode, str]:
         """The mode of model `key` when `function` reaches `order` (straight-line order)."""
         marker = ("mode", id(function.node), key, order)
         if marker in self._in_progress or depth > 8:
+            self._guard_hits += 1
             return Mode.UNKNOWN, ""
         self._in_progress.add(marker)
         try:
@@ -443,28 +572,64 @@ class Models:
 
     def _mode_at(self, key: str, function: Function, order: int, depth: int) -> tuple[Mode, str]:
         if key.startswith("self."):
-            before = [event for event in self.mode_events(key, function) if event[0] < order]
+            before = self.mode_events(key, function, order)
             if before:
-                return before[-1][1], before[-1][2]
+                return self._settled(before[-1], function, order)
+            # a method the class calls (`self.validate()`): the mode at those calls
+            callers = self.callgraph.callers(function)
+            if callers:
+                combined = _combined([self.mode_at(key, call.site.function, call.site.order, depth + 1) for call in callers])
+                if combined[0] is not Mode.UNKNOWN:
+                    return combined
             return self._class_state(key, function, depth)
         owner = self.owner_of(key, function)
         if owner is function:
-            before = [event for event in self.mode_events(key, function) if event[0] < order]
+            before = self.mode_events(key, function, order)
             if before:
-                return before[-1][1], before[-1][2]
+                return self._settled(before[-1], function, order)
             if key in function.params:
                 return self._mode_from_callers(key, function, depth)
             return Mode.UNKNOWN, ""
-        # a model of an enclosing scope (a script's global): what it ends up as there,
-        # unless some function switches it to training
+        # a model of an enclosing scope (a script's global): what this function set it
+        # to before `order`; else, unless some function switches it to training, its
+        # mode where the file calls this function, or what it ends up as there
+        own = self.mode_events(key, function, order)
+        if own:
+            return self._settled(own[-1], function, order)
         events = self.mode_events(key, owner)
         for other in self.program.all_functions():
             if other is not owner and key not in other.bindings:
                 if any(e[1] is Mode.TRAIN for e in self.mode_events(key, other)):
                     return Mode.UNKNOWN, ""
+        callers = self.callgraph.callers(function)
+        if callers:
+            return _combined([self.mode_at(key, call.site.function, call.site.order, depth + 1) for call in callers])
         limit = order if owner is function else owner.end + 1
         before = [event for event in events if event[0] < limit]
-        return (before[-1][1], before[-1][2]) if before else (Mode.UNKNOWN, "")
+        return self._settled(before[-1], owner, limit) if before else (Mode.UNKNOWN, "")
+
+    def _settled(self, event, function: Function, order: int) -> tuple[Mode, str]:
+        """The mode the last event before `order` leaves. A `.train()` followed by a
+        backward was for that training: afterwards the model is merely still in
+        training mode, not put there on purpose for what comes next."""
+        event_order, mode, origin, _ = event
+        if mode is Mode.TRAIN and self._trains_between(function, event_order, order):
+            return Mode.DEFAULT, "training"
+        return mode, origin
+
+    def _trains_between(self, function: Function, start: int, end: int, depth: int = 0) -> bool:
+        """A backward runs in `function` between two orders, or in a same-file function
+        called there."""
+        if any(start < backward < end for backward in function.backward_orders):
+            return True
+        if depth >= 3:
+            return False
+        for call in function.calls:
+            if start < call.site.order < end:
+                callee = self.callgraph.resolve(call)
+                if callee is not None and callee is not function and self._trains_between(callee, 0, callee.end + 1, depth + 1):
+                    return True
+        return False
 
     def _mode_from_callers(self, parameter: str, function: Function, depth: int) -> tuple[Mode, str]:
         modes = []
@@ -513,6 +678,14 @@ def _is_false(node: cst.BaseExpression) -> bool:
     return isinstance(node, cst.Name) and node.value == "False"
 
 
+def _combined(modes: list[tuple[Mode, str]]) -> tuple[Mode, str]:
+    """One mode for the several places a function is called from: the mode they all
+    agree on, else unknown."""
+    if modes and all(mode is modes[0][0] for mode, _ in modes):
+        return modes[0]
+    return Mode.UNKNOWN, ""
+
+
 def _is_mode_call(call: cst.Call) -> bool:
     """`m.eval()` / `m.train()` / `m.train(False)`: a mode switch, not `df.eval("expr")`."""
     method = call.func.attr.value if isinstance(call.func, cst.Attribute) else ""
@@ -525,7 +698,7 @@ def _train_call_mode(call: cst.Call) -> Mode:
     if call.args and _is_false(call.args[0].value):
         return Mode.EVAL
     if call.args and not (isinstance(call.args[0].value, cst.Name) and call.args[0].value.value == "True"):
-        return Mode.UNKNOWN  # `model.train(mode)`: depends on the argument
+        return Mode.OPAQUE  # `model.train(mode)`: set on purpose, to what the argument says
     return Mode.TRAIN
 
 

@@ -97,6 +97,8 @@ class Site:
     grad: str | None
     broken_grad_with: bool  # inside `with torch.no_grad:` (LML103)
     statements: tuple[cst.CSTNode, ...]  # enclosing statements, outermost first
+    # words of what enclosing comprehensions iterate over (`[f(x) for x in val_loader]`)
+    comprehension_words: frozenset[str] = frozenset()
 
 
 @dataclass(eq=False)
@@ -137,6 +139,8 @@ class Function:
     backward_orders: list[int] = field(default_factory=list)
     step_calls: list[Call] = field(default_factory=list)
     grad_off_statement_order: int | None = None  # `torch.set_grad_enabled(False)` on its own
+    # every `torch.set_grad_enabled(False|True)` on its own: (order, "off"/"on"), in order
+    grad_statements: list[tuple[int, str]] = field(default_factory=list)
     end: int = 0
 
     @property
@@ -203,6 +207,21 @@ def grad_mode_of(call: cst.BaseExpression, imports: ImportTable, scope: Scope) -
     return None
 
 
+def named_grad_off(expression: cst.BaseExpression, imports: ImportTable, scope: Scope) -> bool:
+    """A wrapper of torch's grad modes imported from another library, known by its name:
+    `from ultralytics.utils.torch_utils import smart_inference_mode`. For decorators and
+    `with` items only; a name the file defines itself is not taken for one."""
+    target = expression.func if isinstance(expression, cst.Call) else expression
+    qualified = imports.qualified_name(target, scope)
+    if qualified is None or qualified.split(".", 1)[0] == "torch":
+        return False  # not imported, or torch's own (known exactly by `grad_mode_of`)
+    name = qualified.rsplit(".", 1)[-1].lower()
+    if "no_grad" not in name and "inference_mode" not in name:
+        return False
+    args = expression.args if isinstance(expression, cst.Call) else ()
+    return not (args and _is_false(args[0].value))  # `smart_inference_mode(False)`
+
+
 class Program:
     """The facts of one module. Build once per file; every check shares it."""
 
@@ -220,6 +239,7 @@ class Program:
         self._grad: list[str | None] = [None]
         self._broken: int = 0
         self._statements: list[cst.CSTNode] = []
+        self._comprehension_words: list[frozenset[str]] = []
         self.module_function = Function(module, "<module>", imports.module_scope, None, None)
         self.functions[id(module)] = self.module_function
         self._function = self.module_function
@@ -247,6 +267,7 @@ class Program:
             next((mode for mode in reversed(self._grad) if mode is not None), None),
             self._broken > 0,
             tuple(self._statements),
+            frozenset().union(*self._comprehension_words),
         )
 
     def _walk_body(self, node: cst.CSTNode) -> None:
@@ -326,15 +347,32 @@ class Program:
         self._walk_value(node.orelse)
 
     def _enter_loop(self, node, iterable: cst.BaseExpression) -> None:
-        identifiers = re.findall(r"[A-Za-z_][A-Za-z0-9_]*|\"[^\"]*\"|'[^']*'", self.module.code_for_node(iterable)) if iterable is not None else []
-        loop_words = frozenset(word for identifier in identifiers for word in words(identifier))
-        loop = Loop(node, self._function, self._loop, loop_words, self._order)
+        loop = Loop(node, self._function, self._loop, self._iter_words(iterable), self._order)
         self._function.loops.append(loop)
         self._loop = loop
+
+    def _iter_words(self, iterable: cst.BaseExpression | None) -> frozenset[str]:
+        """The words of what a loop or comprehension iterates over."""
+        identifiers = re.findall(r"[A-Za-z_][A-Za-z0-9_]*|\"[^\"]*\"|'[^']*'", self.module.code_for_node(iterable)) if iterable is not None else []
+        # `self` in `self.val_loader` is the receiver, not part of the loader's name
+        identifiers = [name for name in identifiers if name != self._function.self_name]
+        return frozenset(word for identifier in identifiers for word in words(identifier))
 
     def _leave_loop(self) -> None:
         self._loop.end = self._order
         self._loop = self._loop.parent
+
+    def _visit_comprehension(self, node: cst.ListComp | cst.SetComp | cst.GeneratorExp | cst.DictComp) -> None:
+        iterated: set[str] = set()
+        comp_for: cst.CompFor | None = node.for_in
+        while comp_for is not None:
+            iterated |= self._iter_words(comp_for.iter)
+            comp_for = comp_for.inner_for_in
+        self._comprehension_words.append(frozenset(iterated))
+        self._walk_body(node)
+        self._comprehension_words.pop()
+
+    _visit_ListComp = _visit_SetComp = _visit_GeneratorExp = _visit_DictComp = _visit_comprehension
 
     def _visit_With(self, node: cst.With) -> None:
         modes = []
@@ -342,7 +380,10 @@ class Program:
         for item in node.items:
             self._walk_value(item.item)
             manager = item.item
-            modes.append(grad_mode_of(manager, self.imports, self._function.scope))
+            mode = grad_mode_of(manager, self.imports, self._function.scope)
+            if mode is None and named_grad_off(manager, self.imports, self._function.scope):
+                mode = "off"
+            modes.append(mode)
             if not isinstance(manager, cst.Call):
                 qualified = self.imports.qualified_name(manager, self._function.scope)
                 broken = broken or qualified in GRAD_OFF or qualified in GRAD_ON or qualified in SET_GRAD
@@ -379,7 +420,8 @@ class Program:
             self._function.returns.append(node.value)
 
     def _visit_Call(self, node: cst.Call) -> None:
-        self._walk_body(node)  # a call's order comes after its arguments'
+        self._walk_body(node)
+        self._order += 1  # a call's order comes after its arguments'
         site = self._site()
         self.sites[id(node)] = site
         function = self._function
@@ -401,14 +443,26 @@ class Program:
             self._record_backward(site.order)
         elif method == "step":
             self._record_step(call)
-        if (
-            grad_mode_of(node, self.imports, function.scope) == "off"
-            and len(self._statements) > 0
-            and isinstance(self._statements[-1], cst.SimpleStatementLine)
-            and function.grad_off_statement_order is None
-        ):
-            # `torch.set_grad_enabled(False)` as a statement: off for the rest of the function
-            function.grad_off_statement_order = site.order
+        statement_mode = self._grad_statement_mode(node, function)
+        if statement_mode is not None:
+            # `torch.set_grad_enabled(False)` as a statement: off for the rest of the
+            # function, or until a `torch.set_grad_enabled(True)`
+            function.grad_statements.append((site.order, statement_mode))
+            if statement_mode == "off" and function.grad_off_statement_order is None:
+                function.grad_off_statement_order = site.order
+
+    def _grad_statement_mode(self, node: cst.Call, function: Function) -> str | None:
+        """"off"/"on" for `torch.set_grad_enabled(False|True)` written as a statement. Only
+        that call sets the mode by itself: `torch.no_grad()` on its own line, or
+        `ctx = torch.no_grad()`, only makes a context manager."""
+        statement = self._statements[-1] if self._statements else None
+        if not isinstance(statement, cst.SimpleStatementLine):
+            return None
+        if not any(isinstance(small, cst.Expr) and small.value is node for small in statement.body):
+            return None
+        if self.imports.qualified_name(node.func, function.scope) not in SET_GRAD:
+            return None
+        return grad_mode_of(node, self.imports, function.scope)
 
     def _record_backward(self, order: int) -> None:
         self._function.backward_orders.append(order)

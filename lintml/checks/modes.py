@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import libcst as cst
 
 from lintml.analysis.context import LIGHTNING_TRAIN_HOOKS, TrainingLoop
-from lintml.analysis.models import Mode
-from lintml.analysis.program import Call, Function, Site
-from lintml.checks.base import Check, NodeFix, insert_after, insert_line_before
+from lintml.analysis.models import QUANTIZATION_MODULES, Mode
+from lintml.analysis.program import Call, Class, Function, Loop, Site, chain_base
+from lintml.checks.base import Anchor, Check, NodeEdit, NodeFix, insert_after, insert_line_before
 from lintml.checks.gradients import MODEL_TRIGGERS
 from lintml.findings import Applicability
 
@@ -46,15 +48,26 @@ def _loop_header(loop_node: cst.For | cst.While) -> cst.CSTNode:
     return loop_node.iter if isinstance(loop_node, cst.For) else loop_node.test
 
 
-def _function_statement(site: Site) -> cst.CSTNode | None:
-    """The statement to insert before: the outermost loop of the function around the
-    site, else the innermost statement holding it."""
-    loop = site.loop
-    while loop is not None and loop.parent is not None:
-        loop = loop.parent
-    if loop is not None:
-        return loop.node
-    return site.statements[-1] if site.statements else None
+# Hugging Face trainers (and those built on them) call these with the model in eval mode.
+TRAINER_LIBRARIES = frozenset({"transformers", "trl", "sentence_transformers", "setfit"})
+TRAINER_EVAL_HOOKS = frozenset({"prediction_step"})
+
+
+def _insertion_point(site: Site, mode_changes: list[int]) -> cst.CSTNode | None:
+    """The statement to put `model.eval()` before: the outermost loop around the site
+    that starts after what last bound, switched or trained the model and holds none of
+    that itself, else the innermost statement holding the site."""
+    loops = list(site.loop.outer_loops) if site.loop is not None else []
+    last_before = max((order for order in mode_changes if order < site.order), default=None)
+    for loop in reversed(loops):  # outermost first
+        starts_after = last_before is None or last_before < loop.start
+        if starts_after and not any(loop.encloses(order) for order in mode_changes):
+            return loop.node
+    statements = list(site.statements)
+    # an `elif` is an `If` in its parent's `orelse`: nothing can go before it
+    while len(statements) > 1 and isinstance(statements[-1], cst.If) and isinstance(statements[-2], cst.If) and statements[-2].orelse is statements[-1]:
+        statements.pop()
+    return statements[-1] if statements else None
 
 
 class InferenceWithoutEval(Check):
@@ -72,71 +85,161 @@ class InferenceWithoutEval(Check):
     fix_safety = Applicability.UNSAFE
     triggers = MODEL_TRIGGERS
 
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        self._functions: list[Function] = []
+        # `model.eval` statements seen so far: (function, written receiver, node)
+        self._uncalled_evals: list[tuple[Function, str, cst.Attribute]] = []
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        function = self.context.program.function_of(node)
+        if function is not None:
+            self._functions.append(function)
+
+    def leave_FunctionDef(self, node: cst.FunctionDef) -> None:
+        if self._functions and self._functions[-1].node is node:
+            self._functions.pop()
+
+    def visit_Expr(self, node: cst.Expr) -> None:
+        attribute = node.value
+        if isinstance(attribute, cst.Attribute) and attribute.attr.value == "eval":
+            function = self._functions[-1] if self._functions else self.context.program.module_function
+            self._uncalled_evals.append((function, self.context.code_for(attribute.value), attribute))
+
     def visit_Call(self, node: cst.Call) -> None:
         context = self.context
         site = context.program.site(node)
         if site is None or site.broken_grad_with:
-            return
+            return  # a broken `with torch.no_grad:` is LML103's alone
         function = site.function
         model = context.models.forward_key(node, function)
         if model is None:
             return
-        contexts = context.contexts
-        if contexts.is_model_code(function) or contexts.is_test_function(function):
+        if context.contexts.is_model_code(function) or context.contexts.is_test_function(function):
             return
-        reason = contexts.inference_signal(site, model)
-        if reason is None and contexts.grad_disabled(site):
-            if not function.trains or contexts.eval_data_loop(site) is not None:
-                reason = "it runs without grad"
+        if self._trainer_sets_eval(function):
+            return
+        reason = self._inference_reason(site, model)
         if reason is None:
             return
-        mode, _ = context.models.mode_at(model, function, site.order)
+        mode, origin = context.models.mode_at(model, function, site.order)
         if mode not in (Mode.DEFAULT, Mode.UNKNOWN):
             return  # eval mode, training mode on purpose, or set where lintml cannot see
-        written = context.code_for(node.func)
+        written = context.code_for(_model_expression(node))
+        state = "it is still in training mode after training" if origin == "training" else "nothing puts it in eval mode first"
         self.report(
             node,
-            f"`{written}` runs inference ({reason}) but nothing puts it in eval mode first: "
+            f"`{written}` runs inference ({reason}) but {state}: "
             f"dropout and batch norm behave as in training; call `{written}.eval()` before",
-            self._fix(site, written),
+            self._fix(site, model, written),
         )
 
-    def _fix(self, site: Site, written: str) -> NodeFix | None:
-        statement = _function_statement(site)
+    def _trainer_sets_eval(self, function: Function) -> bool:
+        """A hook that a Hugging Face `Trainer` calls with the model already in eval mode
+        (`evaluation_loop` calls `model.eval()` before `prediction_step`)."""
+        current: Function | None = function
+        while current is not None and current.cls is None:
+            current = current.parent  # a helper nested in the hook
+        return current is not None and current.name in TRAINER_EVAL_HOOKS and self._is_trainer_class(current.cls, 0)
+
+    def _is_trainer_class(self, cls: Class, depth: int) -> bool:
+        if depth > 8:
+            return False
+        for base in cls.node.bases:
+            qualified = self.context.imports.qualified_name(base.value, cls.scope) or ""
+            if qualified.split(".", 1)[0] in TRAINER_LIBRARIES and qualified.endswith("Trainer"):
+                return True
+            if isinstance(base.value, cst.Name) and qualified == "":
+                for other in self.context.program.classes.get(base.value.value, []):
+                    if other is not cls and self._is_trainer_class(other, depth + 1):
+                        return True
+        return False
+
+    def _inference_reason(self, site: Site, model: str) -> str | None:
+        """LML101's inference context, or a forward without grad in code that does not train."""
+        contexts = self.context.contexts
+        reason = contexts.inference_signal(site, model)
+        if reason is None and contexts.grad_disabled(site):
+            if not site.function.trains or contexts.over_eval_data(site):
+                reason = "it runs without grad"
+        return reason
+
+    def _fix(self, site: Site, model: str, written: str) -> NodeFix | None:
+        uncalled = self._uncalled_eval(site.function, written)
+        if uncalled is not None:
+            # the author wrote `model.eval` and forgot the call (LML204): make the call
+            return NodeFix(f"Call `{written}.eval()`", (insert_after(uncalled, "()"),), Applicability.UNSAFE)
+        function = site.function
+        mode_changes = [event[0] for event in self.context.models.mode_events(model, function)]
+        statement = _insertion_point(site, [*mode_changes, *function.backward_orders])
         if statement is None:
             return None
-        return NodeFix(
-            f"Call `{written}.eval()` first",
-            (insert_line_before(statement, f"{written}.eval()"),),
-            Applicability.UNSAFE,
-        )
+        edit = insert_line_before(statement, f"{written}.eval()")
+        # the new line ends like the file's other lines (`\r\n` in a CRLF file)
+        newline = self.context.module.default_newline
+        edit = NodeEdit(edit.start, edit.end, edit.content.replace("\n", newline), edit.indent_of)
+        return NodeFix(f"Call `{written}.eval()` first", (edit,), Applicability.UNSAFE)
+
+    def _uncalled_eval(self, function: Function, written: str) -> cst.Attribute | None:
+        """The last `<model>.eval` statement of the function before the forward."""
+        for seen_in, receiver, attribute in reversed(self._uncalled_evals):
+            if seen_in is function and receiver == written:
+                return attribute
+        return None
 
 
-def _mode_switches(check: Check, loop: TrainingLoop, model: str, function: Function):
-    """(order, "E"/"T", node) for what switches `model` to eval/train inside the loop,
-    directly or through a call into a function of the file; and the training steps."""
-    context = check.context
+def _model_expression(call: cst.Call) -> cst.BaseExpression:
+    """`model` in `model(x)` and in `model.forward(x)`."""
+    func = call.func
+    if isinstance(func, cst.Attribute) and func.attr.value == "forward":
+        return func.value
+    return func
+
+
+# What a place in a training loop does to the model it trains: switch it to eval mode,
+# back to training mode, to a mode lintml cannot tell (`model.train(flag)`), or take a
+# training step (a backward or an optimizer step).
+EVAL, TRAIN, UNSURE, STEP = "eval", "train", "unsure", "step"
+# How deep calls into functions of the file are followed for what they do to a model.
+_CALL_DEPTH = 3
+# Training needs a backward (`loss.backward()`, `accelerator.backward(loss)`) or
+# `torch.autograd.grad`.
+_TRAINING_TRIGGERS = ("backward", "autograd")
+
+
+@dataclass(frozen=True)
+class _Event:
+    order: int
+    kind: str
+    node: cst.Call
+
+
+def _mode_switches(check: Check, loop: TrainingLoop, model: str, function: Function) -> list[_Event]:
+    """What switches `model`'s mode inside `loop`, in order: its own `.eval()` /
+    `.train()` calls, and calls into functions of the file that leave it in a mode."""
     events = []
     for call in function.calls:
-        order = call.site.order
-        if not loop.loop.encloses(order):
-            continue
-        if call.receiver_key == model and call.method in ("eval", "train"):
-            mode = Mode.EVAL if call.method == "eval" else _train_mode(call.node)
-            if mode is Mode.EVAL:
-                events.append((order, "E", call.node))
-            elif mode is Mode.TRAIN:
-                events.append((order, "T", call.node))
-            continue
-        callee = context.callgraph.resolve(call)
-        if callee is not None and callee is not function:
-            effect = _net_effect(check, call, callee, model, function)
-            if effect is not None:
-                events.append((order, effect, call.node))
-    return sorted(events, key=lambda event: event[0])
+        if loop.loop.encloses(call.site.order):
+            kind = _switch_kind(check, call, model, function, 0)
+            if kind is not None:
+                events.append(_Event(call.site.order, kind, call.node))
+    return events
+
+
+def _switch_kind(check: Check, call: Call, model: str, function: Function, depth: int) -> str | None:
+    if call.receiver_key == model and call.method == "eval":
+        return EVAL if not call.node.args else None  # `df.eval("a + b")` is not a mode switch
+    if call.receiver_key == model and call.method == "train":
+        return {Mode.TRAIN: TRAIN, Mode.EVAL: EVAL}.get(_train_mode(call.node), UNSURE)
+    callee = check.context.callgraph.resolve(call)
+    if callee is None or callee is function or depth >= _CALL_DEPTH:
+        return None
+    return _net_effect(check, call, callee, model, function, depth + 1)
 
 
 def _train_mode(call: cst.Call) -> Mode:
+    """`.train()` / `.train(True)` is training mode, `.train(False)` eval mode;
+    `.train(flag)` depends on the flag."""
     if not call.args:
         return Mode.TRAIN
     value = call.args[0].value
@@ -145,34 +248,314 @@ def _train_mode(call: cst.Call) -> Mode:
     return Mode.UNKNOWN
 
 
-def _net_effect(check: Check, call: Call, callee: Function, model: str, caller: Function) -> str | None:
-    """What a call into a same-file function leaves the model in: "E", "T" or None."""
-    context = check.context
-    targets = []
+def _net_effect(check: Check, call: Call, callee: Function, model: str, caller: Function, depth: int = 1) -> str | None:
+    """The mode a call into a same-file function leaves `model` in: the last switch the
+    callee makes on it, directly or through its own calls; None when it makes none."""
+    last: tuple[int, str] | None = None
+    for target in _callee_names(check, call, callee, model, caller):
+        for inner in callee.calls:
+            kind = _switch_kind(check, inner, target, callee, depth)
+            if kind is not None and (last is None or inner.site.order > last[0]):
+                last = (inner.site.order, kind)
+    return last[1] if last is not None else None
+
+
+def _callee_names(check: Check, call: Call, callee: Function, model: str, caller: Function) -> list[str]:
+    """The names under which a called function of the file sees the caller's `model`:
+    the parameters it is passed to, `self.<attr>` in a method called through `self`, or
+    the same global."""
+    names = []
     for parameter in callee.params:
-        argument = context.callgraph.argument(call, callee, parameter)
+        argument = check.context.callgraph.argument(call, callee, parameter)
         if argument is not None and caller.key(argument) == model:
-            targets.append(parameter)
-    if model.startswith("self.") and call.via_self:
-        targets.append(model)
-    elif not model.startswith("self.") and model not in callee.bindings and model not in callee.params:
-        targets.append(model)  # a global model used inside the callee
-    last = None
-    for target in targets:
-        for _, mode, origin, _ in context.models.mode_events(target, callee):
-            if origin in (".eval()", ".train()"):
-                last = "E" if mode is Mode.EVAL else "T" if mode is Mode.TRAIN else last
-    return last
+            names.append(parameter)
+    if model.startswith("self."):
+        if call.via_self:
+            names.append(model)
+    elif _same_global(check, model, caller, callee):
+        names.append(model)
+    return names
+
+
+def _same_global(check: Check, name: str, caller: Function, callee: Function) -> bool:
+    """`name` means the same binding of an enclosing scope in both functions."""
+    models = check.context.models
+    return name not in callee.bindings and models.owner_of(name, callee) is models.owner_of(name, caller)
 
 
 def _trained_models(check: Check, loop: TrainingLoop, function: Function) -> list[str]:
-    models = []
+    """The models `loop` trains: those whose parameters its optimizers step, when the
+    file shows what every one was built from; else those it runs forward with autograd
+    on (itself or in a function of the file it calls). Frozen models are not trained."""
+    forwarded = _forwarded_with_grad(check, loop, function)
+    optimized = _optimized_models(check, loop, function)
+    if optimized is None:
+        trained = forwarded
+    else:
+        trained = [key for key in forwarded if key in optimized] + sorted(optimized - set(forwarded))
+    return [key for key in trained if not _frozen(check, key, function)]
+
+
+def _forwarded_with_grad(check: Check, loop: TrainingLoop, function: Function) -> list[str]:
+    context = check.context
+    found: list[str] = []
     for call in function.calls:
-        if loop.loop.encloses(call.site.order):
-            key = check.context.models.forward_key(call.node, function)
-            if key is not None and key not in models:
-                models.append(key)
-    return models
+        if not loop.loop.encloses(call.site.order) or context.contexts.grad_disabled(call.site):
+            continue
+        key = context.models.forward_key(call.node, function)
+        if key is not None:
+            found.append(key)
+            continue
+        callee = context.callgraph.resolve(call)
+        if callee is None or callee is function or context.contexts.is_model_code(callee):
+            continue
+        # `loss = compute_loss(model, batch)`: the forward runs in the called function
+        for inner in callee.calls:
+            target = context.models.forward_key(inner.node, callee)
+            if target is not None and not context.contexts.grad_disabled(inner.site):
+                caller_key = _caller_name(check, call, callee, target, function)
+                if caller_key is not None and context.models.is_model(caller_key, function):
+                    found.append(caller_key)
+    return list(dict.fromkeys(found))
+
+
+def _caller_name(check: Check, call: Call, callee: Function, target: str, caller: Function) -> str | None:
+    """The caller's name for what a called function of the file knows as `target`."""
+    if target in callee.params:
+        argument = check.context.callgraph.argument(call, callee, target)
+        return caller.key(argument) if argument is not None else None
+    if target.startswith("self."):
+        return target if call.via_self else None
+    return target if _same_global(check, target, caller, callee) else None
+
+
+def _optimized_models(check: Check, loop: TrainingLoop, function: Function) -> set[str] | None:
+    """The models whose parameters the optimizers stepped in `loop` were built from;
+    None when that is not known for every one of them."""
+    models = check.context.models
+    optimized: set[str] = set()
+    for step in loop.step_calls:
+        # `optimizer.step()`, or `scaler.step(optimizer)` with a GradScaler
+        names = [step.receiver_key, *(function.key(arg.value) for arg in step.node.args[:1])]
+        owners = [_parameter_owners(check, name, function, 0) for name in names if name is not None]
+        keys = {key for key in next((found for found in owners if found), set()) if models.is_model(key, function)}
+        if not keys:
+            return None
+        optimized |= keys
+    return optimized
+
+
+def _parameter_owners(check: Check, name: str, function: Function, depth: int) -> set[str]:
+    """Whose `.parameters()` / `.named_parameters()` the values bound to `name` are
+    built from: `AdamW(model.parameters())`, parameter groups, a list bound first."""
+    if depth > 2:
+        return set()
+    if name.startswith("self."):
+        scopes = list(function.cls.methods.values()) if function.cls is not None else [function]
+    else:
+        scopes = [check.context.models.owner_of(name, function)]
+    owners: set[str] = set()
+    for scope in scopes:
+        for binding in scope.bindings.get(name, []):
+            for node in _descendants(binding.value) if binding.value is not None else ():
+                if (
+                    isinstance(node, cst.Call)
+                    and isinstance(node.func, cst.Attribute)
+                    and node.func.attr.value in ("parameters", "named_parameters")
+                ):
+                    key = _module_key(node.func.value, scope)
+                    if key is not None:
+                        owners.add(key)
+                elif isinstance(node, cst.Name) and node.value != name and node.value in scope.bindings:
+                    owners |= _parameter_owners(check, node.value, scope, depth + 1)
+    return owners
+
+
+def _module_key(expression: cst.BaseExpression, function: Function) -> str | None:
+    """`model` for `model.encoder.layer[0]` or `model.module`: whose submodule it is."""
+    while True:
+        expression = chain_base(expression)
+        key = function.key(expression)
+        if key is not None:
+            return key
+        if not isinstance(expression, (cst.Attribute, cst.Subscript)):
+            return None
+        expression = expression.value
+
+
+def _descendants(node: cst.CSTNode):
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(current.children)
+
+
+def _frozen(check: Check, model: str, function: Function) -> bool:
+    """`model.requires_grad_(False)`, or `for p in model.parameters(): p.requires_grad =
+    False`, where the name means the same model: a frozen model is not trained."""
+    if model.startswith("self."):
+        scopes = list(function.cls.methods.values()) if function.cls is not None else [function]
+    else:
+        owner = check.context.models.owner_of(model, function)
+        scopes = [owner] if owner is function else [owner, function]
+    for scope in scopes:
+        for call in scope.calls:
+            if call.receiver_key == model and call.method == "requires_grad_" and _only_false(call.node.args):
+                return True
+        for loop in scope.loops:
+            node = loop.node
+            if (
+                isinstance(node, cst.For)
+                and isinstance(node.iter, cst.Call)
+                and isinstance(node.iter.func, cst.Attribute)
+                and node.iter.func.attr.value in ("parameters", "named_parameters")
+                and scope.key(chain_base(node.iter.func.value)) == model
+                and _freezes_every_parameter(node)
+            ):
+                return True
+    return False
+
+
+def _only_false(args) -> bool:
+    return len(args) == 1 and isinstance(args[0].value, cst.Name) and args[0].value.value == "False"
+
+
+def _freezes_every_parameter(loop: cst.For) -> bool:
+    """The loop body itself (not under an `if`) sets `.requires_grad = False` or calls
+    `.requires_grad_(False)`."""
+    body = loop.body.body if isinstance(loop.body, cst.IndentedBlock) else (loop.body,)
+    for statement in body:
+        if not isinstance(statement, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+            continue
+        for small in statement.body:
+            if isinstance(small, cst.Assign) and isinstance(small.value, cst.Name) and small.value.value == "False":
+                if any(
+                    isinstance(target.target, cst.Attribute) and target.target.attr.value == "requires_grad"
+                    for target in small.targets
+                ):
+                    return True
+            if (
+                isinstance(small, cst.Expr)
+                and isinstance(small.value, cst.Call)
+                and isinstance(small.value.func, cst.Attribute)
+                and small.value.func.attr.value == "requires_grad_"
+                and _only_false(small.value.args)
+            ):
+                return True
+    return False
+
+
+# -- where execution goes after an eval switch -----------------------------------------
+
+
+@dataclass(frozen=True)
+class _Exit:
+    """A `return`/`raise`, `break` or `continue` that follows a switch in every case."""
+
+    kind: str  # "return", "break" or "continue"
+    loop: Loop | None  # the loop a `break` or `continue` belongs to
+
+
+def _exit_after(site: Site, function: Function) -> _Exit | None:
+    """The first statement after `site`, in one of the blocks around it, that leaves the
+    iteration whatever happens: a `return`, `raise`, `break` or `continue`."""
+    statements = site.statements
+    for index in range(len(statements) - 1, 0, -1):
+        inner, outer = statements[index], statements[index - 1]
+        if isinstance(outer, (cst.FunctionDef, cst.ClassDef)):
+            return None
+        if index != len(statements) - 1 and isinstance(inner, (cst.For, cst.While)):
+            return None  # what follows a loop around the switch runs only once that loop ends
+        for statement in _following(outer, inner):
+            for small in statement.body if isinstance(statement, cst.SimpleStatementLine) else ():
+                if isinstance(small, (cst.Return, cst.Raise)):
+                    return _Exit("return", None)
+                if isinstance(small, (cst.Break, cst.Continue)):
+                    kind = "break" if isinstance(small, cst.Break) else "continue"
+                    return _Exit(kind, _innermost_loop(statements[:index], function))
+    return None
+
+
+def _following(outer: cst.CSTNode, inner: cst.CSTNode) -> list[cst.CSTNode]:
+    """The statements after `inner` in the block of `outer` that holds it."""
+    for block in _blocks(outer):
+        for position, statement in enumerate(block):
+            if statement is inner:
+                return list(block[position + 1 :])
+    return []
+
+
+def _blocks(statement: cst.CSTNode):
+    """The statement lists directly inside a compound statement (body, else, except...)."""
+    stack = list(statement.children)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, cst.IndentedBlock):
+            yield node.body
+        elif not isinstance(node, (cst.BaseCompoundStatement, cst.SimpleStatementLine, cst.BaseExpression)):
+            stack.extend(node.children)
+
+
+def _innermost_loop(statements: tuple[cst.CSTNode, ...], function: Function) -> Loop | None:
+    for statement in reversed(statements):
+        if isinstance(statement, (cst.For, cst.While)):
+            return next((loop for loop in function.loops if loop.node is statement), None)
+    return None
+
+
+def _path(order: int, loop: Loop, exit: _Exit | None) -> tuple[list[tuple[int, int]], bool]:
+    """Where execution goes from `order` in `loop` before it reaches `order` again: the
+    ranges of orders (both ends excluded) run through in the rest of this iteration, in
+    turn, and whether it then goes round `loop`."""
+    if exit is None:
+        return [(order, loop.end + 1)], True
+    if exit.kind == "return" or exit.loop is None:
+        return [], False
+    left = exit.loop
+    if left.start <= loop.start and loop.end <= left.end:
+        return [], exit.kind == "continue" and left is loop  # leaves `loop`, or starts it over
+    if exit.kind == "break":
+        return [(left.end, loop.end + 1)], True
+    return [(left.start - 1, order), (left.end, loop.end + 1)], True
+
+
+def _first(events: list[_Event], ranges: list[tuple[int, int]]) -> _Event | None:
+    """The first switch back to training (or to an unsure mode) or training step."""
+    for low, high in ranges:
+        for event in events:
+            if low < event.order < high and event.kind != EVAL:
+                return event
+    return None
+
+
+def _other_branches(first: Site, second: Site) -> bool:
+    """The two places are in different branches of one `if` (`if flag: model.train()`
+    / `else: model.eval()`): never both run in one pass."""
+    for index, statement in enumerate(first.statements[:-1]):
+        if not isinstance(statement, cst.If):
+            continue
+        position = next((i for i, other in enumerate(second.statements[:-1]) if other is statement), None)
+        if position is None:
+            continue
+        if _in_body(statement, first.statements[index + 1]) != _in_body(statement, second.statements[position + 1]):
+            return True
+    return False
+
+
+def _in_body(statement: cst.If, inner: cst.CSTNode) -> bool:
+    body = statement.body
+    return isinstance(body, cst.IndentedBlock) and any(child is inner for child in body.body)
+
+
+def _chosen_by_a_condition(check: Check, switch: cst.CSTNode, others: list[cst.CSTNode]) -> bool:
+    """An eval switch in one branch of an `if` whose other branch switches the model to
+    training: the mode is picked by a flag (a frozen part), not left by a validation."""
+    program = check.context.program
+    site = program.site(switch)
+    return site is not None and any(
+        (other_site := program.site(other)) is not None and _other_branches(site, other_site) for other in others
+    )
 
 
 class TrainModeNotRestored(Check):
@@ -187,49 +570,117 @@ class TrainModeNotRestored(Check):
     family = "train/eval mode"
     summary = "A training loop puts the model in eval mode and never back in training mode"
     fix_safety = Applicability.SAFE
-    triggers = ("eval",)
+    triggers = _TRAINING_TRIGGERS
 
     def visit_Module(self, node: cst.Module) -> None:
         context = self.context
-        if "backward" not in context.source:
-            return
-        reported: set[int] = set()
         for function in context.program.all_functions():
             if context.contexts.is_model_code(function) and function.name not in LIGHTNING_TRAIN_HOOKS:
                 continue
-            for loop in context.contexts.training_loops(function):
+            loops = context.contexts.training_loops(function)
+            checked: set[int] = set()
+            for loop in loops:
                 for model in _trained_models(self, loop, function):
-                    self._check_loop(loop, model, function, reported)
+                    switches = _mode_switches(self, loop, model, function)
+                    back = [switch.node for switch in switches if switch.kind != EVAL]
+                    for switch in switches:
+                        if switch.kind != EVAL or id(switch.node) in checked:
+                            continue
+                        checked.add(id(switch.node))
+                        if not _chosen_by_a_condition(self, switch.node, back):
+                            self._check_switch(switch, model, function, loops)
 
-    def _check_loop(self, loop: TrainingLoop, model: str, function: Function, reported: set[int]) -> None:
-        switches = _mode_switches(self, loop, model, function)
-        steps = {*loop.backward_orders, *(call.site.order for call in loop.step_calls)}
-        timeline = sorted([(order, kind) for order, kind, _ in switches if kind == "T"] + [(order, "S") for order in steps])
-        for order, kind, node in switches:
-            if kind != "E" or id(node) in reported:
-                continue
-            # going on from the switch, round the loop: back to training first, or a step?
-            ahead = [k for o, k in timeline if o > order] + [k for o, k in timeline if o < order]
-            if not ahead or ahead[0] != "S":
-                continue
-            reported.add(id(node))
-            written = self.context.code_for(node)
-            self.report(
-                node,
-                f"`{written}` switches `{model}` to eval mode inside its training loop and "
-                f"nothing switches it back before the next training step: training goes on "
-                f"with dropout and batch norm in eval mode; call `{model}.train()` at the top of the loop",
-                self._fix(loop, model),
-            )
-
-    def _fix(self, loop: TrainingLoop, model: str) -> NodeFix | None:
-        body = loop.loop.node.body
-        if not isinstance(body, cst.IndentedBlock) or not body.body:
-            return None
-        return NodeFix(
-            f"Call `{model}.train()` at the top of the loop",
-            (insert_line_before(body.body[0], f"{model}.train()"),),
+    def _check_switch(self, switch: _Event, model: str, function: Function, loops: list[TrainingLoop]) -> None:
+        """Report an eval switch when, going on from it through the rest of the loop body
+        and round the loop (any loop around it), a training step comes before a switch
+        back to training."""
+        enclosing = [loop for loop in loops if loop.loop.encloses(switch.order)]
+        exit = _exit_after(self.context.program.site(switch.node), function)
+        if not any(self._step_comes_first(switch, loop, model, function, exit) for loop in enclosing):
+            return
+        innermost = enclosing[-1]
+        same_iteration, _ = _path(switch.order, innermost.loop, exit)
+        first = _first(self._events(innermost, model, function), same_iteration)
+        if first is not None and first.kind == STEP:
+            where, fix = "once the validation is over", self._fix_after(switch, first, innermost, model)
+        else:
+            where, fix = "at the top of the loop", self._fix_at_top(innermost, model)
+        self.report(
+            switch.node,
+            f"{self._describe(switch, model)} switches `{model}` to eval mode inside its training "
+            f"loop and nothing switches it back before the next training step: training goes on "
+            f"with dropout off and batch norm frozen; call `{model}.train()` {where}",
+            fix,
         )
+
+    def _describe(self, switch: _Event, model: str) -> str:
+        if self._is_direct(switch, model):
+            return f"`{self.context.code_for(switch.node)}`"
+        return f"The call to `{self.context.code_for(switch.node.func)}`"
+
+    def _is_direct(self, switch: _Event, model: str) -> bool:
+        """`model.eval()` itself, not a call into a function that does it."""
+        call = self.context.program.calls.get(id(switch.node))
+        return call is not None and call.receiver_key == model and call.method in ("eval", "train")
+
+    def _events(self, loop: TrainingLoop, model: str, function: Function) -> list[_Event]:
+        """The loop's switches of `model` and its training steps, in order."""
+        steps = {*loop.backward_orders, *(call.site.order for call in loop.step_calls)}
+        step_calls = [_Event(call.site.order, STEP, call.node) for call in function.calls if call.site.order in steps]
+        return sorted(_mode_switches(self, loop, model, function) + step_calls, key=lambda event: event.order)
+
+    def _step_comes_first(self, switch: _Event, loop: TrainingLoop, model: str, function: Function, exit) -> bool:
+        ranges, goes_round = _path(switch.order, loop.loop, exit)
+        if goes_round:
+            ranges = [*ranges, (loop.loop.start - 1, switch.order)]
+        first = _first(self._events(loop, model, function), ranges)
+        return first is not None and first.kind == STEP
+
+    def _fix_at_top(self, loop: TrainingLoop, model: str) -> NodeFix | None:
+        body = loop.loop.node.body
+        if not isinstance(body, cst.IndentedBlock):
+            return None
+        line = _insert_line_above(body.body[0], f"{model}.train()", self.context.module.default_newline)
+        return NodeFix(f"Call `{model}.train()` at the top of the loop", (line,))
+
+    def _fix_after(self, switch: _Event, step: _Event, loop: TrainingLoop, model: str) -> NodeFix | None:
+        """`model.train()` after the statement of the loop body that holds the switch,
+        when that statement is the whole validation (an `if` block, a call into a
+        function) and the training step comes after it."""
+        body = loop.loop.node.body
+        statements = self.context.program.site(switch.node).statements
+        if not isinstance(body, cst.IndentedBlock) or not any(s is loop.loop.node for s in statements):
+            return None
+        holder = statements[next(i for i, s in enumerate(statements) if s is loop.loop.node) + 1]
+        if _is_bare_statement(holder, switch.node) and self._is_direct(switch, model):
+            return None  # `model.eval()` on its own line: where the validation ends is unclear
+        if any(s is holder for s in self.context.program.site(step.node).statements):
+            return None  # the training step is in the same block as the validation
+        position = next((i for i, statement in enumerate(body.body) if statement is holder), None)
+        if position is None or position + 1 >= len(body.body):
+            return None
+        line = _insert_line_above(body.body[position + 1], f"{model}.train()", self.context.module.default_newline)
+        return NodeFix(f"Call `{model}.train()` after the validation", (line,))
+
+
+def _is_bare_statement(statement: cst.CSTNode, call: cst.Call) -> bool:
+    return (
+        isinstance(statement, cst.SimpleStatementLine)
+        and len(statement.body) == 1
+        and isinstance(statement.body[0], cst.Expr)
+        and statement.body[0].value is call
+    )
+
+
+def _insert_line_above(statement: cst.BaseStatement, line: str, newline: str) -> NodeEdit:
+    """A new line above `statement` and the comment lines that lead it, indented like it
+    and ended like the file's lines."""
+    text = line.replace("{", "{{").replace("}", "}}")
+    if statement.leading_lines:
+        anchor = Anchor(statement.leading_lines[0], "start")
+        return NodeEdit(anchor, anchor, "{indent}" + text + newline, Anchor(statement, "start"))
+    anchor = Anchor(statement, "start")
+    return NodeEdit(anchor, anchor, text + newline + "{indent}", anchor)
 
 
 class TrainingInEvalMode(Check):
@@ -243,57 +694,107 @@ class TrainingInEvalMode(Check):
     name = "training-in-eval-mode"
     family = "train/eval mode"
     summary = "A model is trained while in eval mode"
-    triggers = ("backward",)
+    triggers = _TRAINING_TRIGGERS
 
     def visit_Module(self, node: cst.Module) -> None:
         context = self.context
         for function in context.program.all_functions():
             if context.contexts.is_model_code(function):
                 continue
-            outermost: dict[str, TrainingLoop] = {}
+            # each model's outermost training loops, in order: an epoch loop and the
+            # batch loop inside it are one training
+            outermost: dict[str, list[TrainingLoop]] = {}
             for loop in context.contexts.training_loops(function):
                 for model in _trained_models(self, loop, function):
-                    known = outermost.get(model)
-                    if known is None or not known.loop.encloses(loop.loop.start):
-                        outermost[model] = loop
-            for model, loop in outermost.items():
-                self._check_loop(loop, model, function)
+                    known = outermost.setdefault(model, [])
+                    if not any(other.loop.encloses(loop.loop.start) for other in known):
+                        known.append(loop)
+            for model, loops in outermost.items():
+                reported: TrainingLoop | None = None
+                for loop in loops:
+                    if reported is not None and not self._mode_set_between(model, function, reported, loop):
+                        continue  # trains on in the mode already reported: one mistake, one finding
+                    if self._check_loop(loop, model, function):
+                        reported = loop
 
-    def _check_loop(self, loop: TrainingLoop, model: str, function: Function) -> None:
+    def _mode_set_between(self, model: str, function: Function, first: TrainingLoop, later: TrainingLoop) -> bool:
+        events = self.context.models.mode_events(model, function)
+        return any(first.loop.end < order < later.loop.start for order, *_ in events)
+
+    def _check_loop(self, loop: TrainingLoop, model: str, function: Function) -> bool:
         context = self.context
         mode, origin = context.models.mode_at(model, function, loop.loop.start)
         if mode is not Mode.EVAL:
-            return
-        switches = _mode_switches(self, loop, model, function)
-        if any(kind == "T" and order < loop.first_step for order, kind, _ in switches):
-            return
-        if any(kind == "T" for _, kind, _ in switches):
-            return  # switched back to training somewhere in the loop
-        how = "it comes from `from_pretrained`, which returns eval mode" if origin == "from_pretrained" else f"`{origin}` left it in eval mode" if origin else "it is in eval mode"
+            return False
+        if any(switch.kind in (TRAIN, UNSURE) for switch in _mode_switches(self, loop, model, function)):
+            return False  # switched to training somewhere in the loop
+        if self._switched_by_a_call_before(loop, model, function):
+            return False
+        if self._chosen_by_a_condition_before(loop, model, function):
+            return False
         self.report(
             _loop_header(loop.loop.node),
-            f"`{model}` is trained in eval mode ({how}) and nothing calls `{model}.train()` "
-            f"before this loop: dropout and batch norm stay in eval mode while it learns",
+            f"`{model}` is trained in eval mode ({_why_eval(model, origin)}) and nothing calls "
+            f"`{model}.train()` before or in this loop: dropout stays off and batch norm frozen "
+            f"while it learns; call `{model}.train()` before the loop",
         )
+        return True
+
+    def _switched_by_a_call_before(self, loop: TrainingLoop, model: str, function: Function) -> bool:
+        """A call into a function of the file, after the model's last mode change and
+        before the loop, that switches it to training (or to an unsure mode)."""
+        start = loop.loop.start
+        changes = [order for order, *_ in self.context.models.mode_events(model, function) if order < start]
+        since = changes[-1] if changes else -1
+        for call in function.calls:
+            if since < call.site.order < start and call.receiver_key != model:
+                if _switch_kind(self, call, model, function, 0) in (TRAIN, UNSURE):
+                    return True
+        return False
 
 
-# Post-training quantization entry points; QAT (`prepare_qat*`) wants training mode.
-_QUANTIZATION_MODULES = (
-    "torch.ao.quantization", "torch.quantization", "torch.ao.quantization.quantize_fx",
-    "torch.quantization.quantize_fx", "torch.ao.quantization.quantize", "torch.quantization.quantize",
-)  # fmt: skip
-PTQ_FUNCTIONS = frozenset(
-    f"{module}.{name}"
-    for module in _QUANTIZATION_MODULES
-    for name in ("prepare", "convert", "quantize_dynamic", "prepare_fx", "convert_fx", "quantize")
-)
+    def _chosen_by_a_condition_before(self, loop: TrainingLoop, model: str, function: Function) -> bool:
+        """The last mode switch before the loop is `else: model.eval()` of an
+        `if ...: model.train()`."""
+        models = self.context.models
+        scope = function if model.startswith("self.") else models.owner_of(model, function)
+        start = loop.loop.start if scope is function else scope.end + 1
+        events = [event for event in models.mode_events(model, scope) if event[0] < start]
+        if not events or events[-1][1] is not Mode.EVAL:
+            return False
+        trains = [node for _, mode, _, node in events if mode is not Mode.EVAL]
+        return _chosen_by_a_condition(self, events[-1][3], trains)
+
+
+def _why_eval(model: str, origin: str) -> str:
+    """Why the model is in eval mode, for a message."""
+    if origin == "from_pretrained":
+        return "`from_pretrained` returns models in eval mode"
+    if origin == ".eval()":
+        return f"`{model}.eval()` was called before"
+    if origin == ".train()":
+        return f"`{model}.train(False)` was called before"
+    if origin == "every caller":
+        return "every caller passes it in eval mode"
+    if origin.isidentifier():
+        return f"`{origin}()` returns it in eval mode"
+    return "its last known mode is eval"
+
+
+# Post-training quantization steps that need eval mode (RULES.md clarification 9).
+# QAT's `prepare_qat*` wants training mode; `quantize` and `quantize_dynamic` call
+# `.eval()` on the model themselves.
+PREPARE_STEPS = frozenset(f"{module}.{name}" for module in QUANTIZATION_MODULES for name in ("prepare", "prepare_fx"))
+CONVERT_STEPS = frozenset(f"{module}.{name}" for module in QUANTIZATION_MODULES for name in ("convert", "convert_fx"))
+PTQ_FUNCTIONS = PREPARE_STEPS | CONVERT_STEPS
 
 
 class QuantizeWithoutEval(Check):
     """Post-training quantization applied to a model that is not in eval mode.
 
-    Observers then calibrate with dropout active, and batch norm is not folded into the
-    preceding convolution (fusion for inference requires eval mode).
+    Observers then calibrate on activations with dropout on and batch norm using each
+    batch's statistics, conv + batch-norm fusion refuses to run, and the converted
+    model keeps its dropout active.
     """
 
     code = "LML205"
@@ -307,22 +808,44 @@ class QuantizeWithoutEval(Check):
         qualified = context.qualified_name(node.func)
         if qualified not in PTQ_FUNCTIONS:
             return
-        model_arg = next((a.value for a in node.args if a.keyword and a.keyword.value == "model"), None)
-        if model_arg is None and node.args and node.args[0].keyword is None and not node.args[0].star:
-            model_arg = node.args[0].value
-        if model_arg is None:
-            return
+        model = _quantized_argument(node)
         site = context.program.site(node)
-        if site is None:
+        if model is None or site is None:
             return
-        info = context.models.info(model_arg, site.function, site.order)
-        if info.is_model is False or info.mode in (Mode.EVAL, Mode.OPAQUE):
-            return
-        written = context.code_for(model_arg)
-        function_name = qualified.rsplit(".", 1)[-1]
+        if self._mode_of(model, site) not in (Mode.DEFAULT, Mode.TRAIN, Mode.UNKNOWN):
+            return  # in eval mode, or set where lintml cannot see
+        written = context.code_for(model)
+        step = qualified.rsplit(".", 1)[-1]
+        consequence = (
+            "calibration runs with dropout on and batch norm on batch statistics, so the observers record the wrong ranges"
+            if qualified in PREPARE_STEPS
+            else "the quantized model stays in training mode, with its dropout active"
+        )
         self.report(
             node,
-            f"`{function_name}` quantizes `{written}` for inference, but nothing puts it in eval "
-            f"mode first: calibration runs with dropout on and batch norm is not fused; "
-            f"call `{written}.eval()` before",
+            f"`{step}` quantizes `{written}` for inference but nothing puts it in eval mode first: "
+            f"{consequence}; call `{written}.eval()` before",
         )
+
+    def _mode_of(self, model: cst.BaseExpression, site: Site) -> Mode:
+        """The mode of what is quantized. It is a module whatever the evidence says, so
+        a name's mode is what its bindings and mode calls leave."""
+        models = self.context.models
+        info = models.info(model, site.function, site.order)
+        if info.is_model:
+            return info.mode
+        key = site.function.key(model)
+        if info.is_model is None and key is not None:
+            return models.mode_at(key, site.function, site.order)[0]
+        return Mode.OPAQUE  # not a model, or an expression lintml cannot follow
+
+
+def _quantized_argument(call: cst.Call) -> cst.BaseExpression | None:
+    """The model a quantization step is given: `model=`/`module=`, else the first argument."""
+    for argument in call.args:
+        if argument.keyword is not None and argument.keyword.value in ("model", "module"):
+            return argument.value
+    first = call.args[0] if call.args else None
+    if first is None or first.keyword is not None or first.star:
+        return None
+    return first.value
