@@ -664,13 +664,20 @@ class Models:
                 established.append((mode, origin))
             for binding in other.bindings.get(key, []):
                 if isinstance(binding.value, cst.Name) and binding.value.value in other.params:
-                    established.append(self._mode_from_callers(binding.value.value, other, depth + 1))
+                    mode, origin = self._mode_from_callers(binding.value.value, other, depth + 1)
+                    # a component handed to the constructor by code outside the file:
+                    # whoever built it chose its mode
+                    established.append((Mode.OPAQUE if mode is Mode.UNKNOWN else mode, origin))
         if any(mode is Mode.EVAL for mode, _ in established):
             return Mode.EVAL, next(origin for mode, origin in established if mode is Mode.EVAL)
         if any(mode is Mode.OPAQUE for mode, _ in established):
             return Mode.OPAQUE, ""
         if established and all(mode is Mode.DEFAULT for mode, _ in established):
             return Mode.DEFAULT, established[0][1]
+        if not established:
+            # nothing in the class sets it (`register_modules`, `setattr`, a base class
+            # of another file): its mode is decided where lintml cannot see
+            return Mode.OPAQUE, ""
         return Mode.UNKNOWN, ""
 
 

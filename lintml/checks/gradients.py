@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import libcst as cst
-
 import re
 
+import libcst as cst
+
 from lintml.analysis.context import LIGHTNING_TRAIN_HOOKS
+from lintml.analysis.flow import contains
 from lintml.analysis.program import BACKWARD_METHODS, Function, Site
-from lintml.checks.base import Check, NodeFix, insert_after, insert_line_before, replace_node
+from lintml.checks.base import Anchor, Check, NodeEdit, NodeFix, insert_after, insert_line_before, replace_node
 from lintml.findings import Applicability
 
 # Context managers that only work once called: `with torch.no_grad:` fails at run time.
@@ -82,11 +83,16 @@ class GradModeNotCalled(Check):
             )
 
 
-# Triggers shared by the rules that need a model: any file that could hold one.
+# Triggers shared by the rules that need a model: any file that could hold one. A model
+# comes from a library (imported by name), from a class of the file (an `nn.Module`
+# subclass, or one whose base lintml cannot resolve: `Module`, `...Model`, a `forward`),
+# or from evidence (`.eval()`, `.parameters()`, `.state_dict()`).
 MODEL_TRIGGERS = (
-    "eval", "Module", "from_pretrained", "parameters", "state_dict", "create_model",
-    "models.", "hub.load", "jit.load", "from_config",
+    "torch", "transformers", "diffusers", "peft", "timm", "sentence_transformers", "optimum",
+    "lightning", "Module", "Model", "forward", "eval", "parameters", "state_dict",
 )  # fmt: skip
+# `model.requires_grad_(False)`: no parameter of the model requires grad any more.
+_FREEZE_METHOD = "requires_grad_"
 
 
 class InferenceWithoutNoGrad(Check):
@@ -94,7 +100,7 @@ class InferenceWithoutNoGrad(Check):
 
     With autograd on, every forward records a graph and keeps the activations that a
     backward would need; at inference no backward comes, so that memory and time are
-    wasted (often 2x the activation memory, and slower kernels).
+    wasted.
     """
 
     code = "LML101"
@@ -108,13 +114,13 @@ class InferenceWithoutNoGrad(Check):
         context = self.context
         site = context.program.site(node)
         if site is None or site.broken_grad_with:
-            return
+            return  # `with torch.no_grad:` is LML103's finding (clarification 7)
         function = site.function
         model = context.models.forward_key(node, function)
         if model is None or context.contexts.grad_disabled(site):
             return
         signal = context.contexts.inference_signal(site, model)
-        if signal is None:
+        if signal is None or self._parameters_frozen(model, function, site.order):
             return
         written = context.code_for(node.func)
         self.report(
@@ -125,12 +131,34 @@ class InferenceWithoutNoGrad(Check):
             self._fix(site),
         )
 
+    def _parameters_frozen(self, model: str, function: Function, order: int) -> bool:
+        """`model.requires_grad_(False)` before the forward (or where the model is made):
+        with no parameter requiring grad, the forward records no graph."""
+        models = self.context.models
+        owner = models.owner_of(model, function)
+        scopes = [function] if owner is function else [function, owner]
+        if model.startswith("self.") and function.cls is not None:
+            scopes = list(function.cls.methods.values())
+        for scope in scopes:
+            for call in scope.calls:
+                if call.receiver_key == model and call.method == _FREEZE_METHOD and _freezes(call.node):
+                    if scope is not function or call.site.order < order:
+                        return True
+            for binding in scope.bindings.get(model, []):
+                if binding.value is not None and _chain_freezes(binding.value):
+                    return True
+        return False
+
     def _fix(self, site: Site) -> NodeFix | None:
-        """Decorate the enclosing function, or wrap a script's top-level statement."""
+        """Decorate the enclosing function when it only does inference; else wrap the
+        outermost statement around the forward that holds no training step. Next to
+        training code the wrapper is `no_grad()`: a tensor made in inference mode cannot
+        take part in a later backward."""
         torch_name, import_edit = self.context.torch_reference()
         extra = (import_edit,) if import_edit is not None else ()
         function = site.function
-        if not function.is_module_level:
+        trains = self.context.contexts.trains(function)
+        if not function.is_module_level and not trains:
             if function.is_async:
                 return None  # the decorator does not cover an awaited coroutine
             edit = insert_line_before(function.node, f"@{torch_name}.inference_mode()")
@@ -139,18 +167,66 @@ class InferenceWithoutNoGrad(Check):
                 (*extra, edit),
                 Applicability.UNSAFE,
             )
-        statement = site.statements[0] if site.statements else None
+        statement = self._statement_to_wrap(site)
         if statement is None or _has_multiline_string(statement):
             return None  # re-indenting would change the string's contents
-        code = self.context.code_for(statement)
-        body = "".join(
-            ("    " + line if line.strip() else line) for line in code.splitlines(keepends=True)
-        ).rstrip("\r\n")
+        manager = f"{torch_name}.no_grad()" if trains else f"{torch_name}.inference_mode()"
         return NodeFix(
-            f"Wrap the statement in `with {torch_name}.inference_mode():`",
-            (*extra, replace_node(statement, f"with {torch_name}.inference_mode():\n{body}")),
+            f"Wrap the statement in `with {manager}:`",
+            (*extra, self._wrap(statement, f"with {manager}:")),
             Applicability.UNSAFE,
         )
+
+    def _statement_to_wrap(self, site: Site) -> cst.CSTNode | None:
+        """The outermost statement of the function around the site that can sit in a
+        `with` block and holds no backward or optimizer step (wrapping training code in
+        inference mode would break it)."""
+        function = site.function
+        statements = list(site.statements)
+        if not function.is_module_level:
+            inside = [index for index, statement in enumerate(statements) if statement is function.node]
+            statements = statements[inside[-1] + 1 :] if inside else []
+        flow = self.context.contexts.flow
+        training = [call.node for call in flow.backward_calls(function)]
+        training += [call.node for call in function.step_calls]
+        previous: cst.CSTNode | None = None
+        for statement in statements:
+            in_block = not (isinstance(previous, cst.If) and previous.orelse is statement)
+            if (
+                in_block
+                and not isinstance(statement, (cst.FunctionDef, cst.ClassDef))
+                and not any(contains(statement, node) for node in training)
+            ):
+                return statement
+            previous = statement
+        return None
+
+    def _wrap(self, statement: cst.CSTNode, header: str):
+        """Replace `statement` by `header` and the statement indented one level below it."""
+        newline = self.context.module.default_newline
+        bare = statement.with_changes(leading_lines=())
+        if isinstance(bare, cst.SimpleStatementLine):
+            # the trailing comment and newline lie outside the statement's span: kept as is
+            bare = bare.with_changes(trailing_whitespace=cst.TrailingWhitespace(newline=cst.Newline(value="")))
+        code = self.context.module.code_for_node(bare).rstrip("\r\n")
+        lines = code.replace("{", "{{").replace("}", "}}").splitlines()
+        body = newline.join(("{indent}    " + line if line.strip() else "") for line in lines)
+        anchor = Anchor(statement, "start")
+        return NodeEdit(anchor, Anchor(statement, "end"), f"{header}{newline}{body}", anchor)
+
+
+def _freezes(call: cst.Call) -> bool:
+    """`requires_grad_(False)` / `requires_grad_(requires_grad=False)`."""
+    return len(call.args) == 1 and isinstance(call.args[0].value, cst.Name) and call.args[0].value.value == "False"
+
+
+def _chain_freezes(value: cst.BaseExpression) -> bool:
+    """`AutoModel.from_pretrained(name).eval().requires_grad_(False)`."""
+    while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
+        if value.func.attr.value == _FREEZE_METHOD and _freezes(value):
+            return True
+        value = value.func.value
+    return False
 
 
 def _has_multiline_string(node: cst.CSTNode) -> bool:
@@ -183,16 +259,27 @@ FUNCTIONAL_LOSSES = frozenset(
 # Methods whose result has no graph (or no tensor at all).
 DETACHING_METHODS = frozenset(
     {"item", "detach", "tolist", "numpy", "argmax", "argmin", "eq", "ne", "gt", "lt", "ge", "le",
-     "size", "dim", "numel", "nonzero", "long", "int", "bool", "sign"}
+     "size", "dim", "numel", "nonzero", "long", "int", "bool"}
 )  # fmt: skip
-DETACHING_FUNCTIONS = frozenset({"float", "int", "bool", "len", "str", "round", "abs"})
+# Builtins that turn a one-element tensor into a Python value.
+DETACHING_FUNCTIONS = frozenset({"float", "int", "bool", "len", "str", "round"})
+# Methods whose result keeps the graph of the tensor they are called on.
+GRAPH_KEEPING_METHODS = frozenset(
+    {"float", "double", "half", "to", "cuda", "cpu", "clone", "squeeze", "unsqueeze", "view", "reshape",
+     "flatten", "contiguous", "abs", "neg", "exp", "log", "sqrt", "pow"}
+)  # fmt: skip
+# Attributes of a tensor (or of a model's output) that hold no graph.
+NO_GRAPH_ATTRIBUTES = frozenset({"data", "shape", "dtype", "device", "ndim", "is_cuda", "requires_grad", "grad_fn"})
+MODEL_OUTPUT = "a model's output"
+# Reductions: with no argument, the result is a one-element tensor.
+REDUCTIONS = frozenset({"mean", "sum", "max", "min", "norm", "prod"})
 
 
 class LossAccumulatedWithGraph(Check):
     """`total += loss` in a loop, where `loss` still carries its autograd graph.
 
-    Each iteration's graph (and the activations it saved) stays reachable from the
-    accumulator, so memory grows with every step until the loop ends.
+    Each iteration's graph stays reachable from the accumulator, so memory grows with
+    every step until the accumulator is dropped.
     """
 
     code = "LML102"
@@ -200,7 +287,7 @@ class LossAccumulatedWithGraph(Check):
     family = "gradients"
     summary = "A loss tensor that carries its graph is accumulated across loop iterations"
     fix_safety = Applicability.SAFE
-    triggers = ("loss", "backward")
+    triggers = ("loss", "backward", *MODEL_TRIGGERS)
 
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
         if isinstance(node.operator, cst.AddAssign):
@@ -229,79 +316,143 @@ class LossAccumulatedWithGraph(Check):
         if site is None:
             return
         function = site.function
-        if not (site.loop is not None or function.name in LIGHTNING_TRAIN_HOOKS):
+        accumulated = context.code_for(accumulator)
+        if not self._outlives_iteration(site, accumulator, accumulated):
             return
-        if context.contexts.grad_disabled(site) or context.contexts.is_model_code(function) and function.name not in LIGHTNING_TRAIN_HOOKS:
+        if self._grad_disabled(site):
             return
         origin = self._graph_origin(term, function, site.order)
         if origin is None:
             return
-        accumulated = context.code_for(accumulator)
-        if self._backpropagated(accumulated, function):
+        why, scalar = origin
+        if self._accumulated_for_backward(accumulated, function, site):
             return  # accumulated on purpose, for one backward later
+        if self._handed_to_caller(accumulated, site):
+            return  # a loss helper: the caller may backpropagate the sum
         written = context.code_for(term)
-        detach = "item" if numeric_target and self._starts_as_number(accumulator, function) else "detach"
+        use_item = numeric_target and scalar and self._number_accumulator(accumulator, accumulated, function)
+        detach = "item" if use_item else "detach"
         self.report(
             term,
-            f"`{written}` ({origin}) still carries its autograd graph, so accumulating it into "
+            f"`{written}` ({why}) still carries its autograd graph, so accumulating it into "
             f"`{accumulated}` keeps every iteration's graph alive; use `{_call_on(written, term, detach)}`",
             NodeFix(f"Use `.{detach}()`", (_append_call(term, detach),)),
         )
 
-    def _graph_origin(self, term: cst.BaseExpression, function: Function, order: int, depth: int = 0) -> str | None:
-        """Why `term` is a tensor with a graph, or None if it is not known to be one."""
+    # -- the conditions of the rule, in the order of its page ------------------------
+
+    def _outlives_iteration(self, site: Site, accumulator: cst.BaseExpression, accumulated: str) -> bool:
+        """The accumulator lives across iterations of a loop (or across calls of
+        Lightning's `training_step`, for an attribute of the module)."""
+        function = site.function
+        if site.loop is None:
+            return function.name in LIGHTNING_TRAIN_HOOKS and accumulated.startswith(f"{function.self_name}.")
+        return not self._reset_each_iteration(site, accumulator, accumulated)
+
+    def _reset_each_iteration(self, site: Site, accumulator: cst.BaseExpression, accumulated: str) -> bool:
+        """`running = 0` directly in the loop's body before the accumulation: nothing is
+        carried over to the next iteration."""
+        function = site.function
+        key = function.key(accumulator)
+        loop = site.loop
+        if key is None or loop is None:
+            return False
+        for binding in function.bindings.get(key, []):
+            if not (loop.start < binding.order < site.order) or binding.value is None:
+                continue
+            if re.search(rf"(?<![\w.]){re.escape(accumulated)}(?!\w)", self.context.code_for(binding.value)):
+                continue  # `total = total * decay` keeps what came before
+            statements = binding.site.statements
+            inside = [index for index, statement in enumerate(statements) if statement is loop.node]
+            if inside and len(statements) - inside[-1] == 2:
+                return True  # the binding's line sits directly in the loop's body
+        return False
+
+    def _grad_disabled(self, site: Site) -> bool:
+        """Under `no_grad` (or the like), or in model code other than `training_step`
+        (Lightning runs `validation_step` and friends without grad)."""
+        contexts = self.context.contexts
+        function = site.function
+        if contexts.grad_disabled(site):
+            return True
+        return contexts.is_model_code(function) and function.name not in LIGHTNING_TRAIN_HOOKS
+
+    def _graph_origin(
+        self, term: cst.BaseExpression, function: Function, order: int, depth: int = 0
+    ) -> tuple[str, bool] | None:
+        """Why `term` is a tensor with a graph, and whether it has one element; None if
+        it is not known to carry a graph."""
         if depth > 6:
             return None
         context = self.context
         if isinstance(term, cst.BinaryOperation):
-            return self._graph_origin(term.left, function, order, depth + 1) or self._graph_origin(term.right, function, order, depth + 1)
+            sides = [self._graph_origin(side, function, order, depth + 1) for side in (term.left, term.right)]
+            known = [side for side in sides if side is not None]
+            if not known:
+                return None
+            return known[0][0], all(scalar for _, scalar in known)
+        if isinstance(term, cst.UnaryOperation):
+            return self._graph_origin(term.expression, function, order, depth + 1)
         if isinstance(term, cst.Call):
-            func = term.func
-            qualified = context.qualified_name(func)
-            if qualified in FUNCTIONAL_LOSSES:
-                return f"the result of `{qualified.rsplit('.', 1)[-1]}`"
-            if isinstance(func, cst.Name) and func.value in DETACHING_FUNCTIONS:
+            return self._call_origin(term, function, order, depth)
+        key = function.key(term)  # `loss`, `self.loss`
+        if isinstance(term, cst.Attribute) and key is None and term.attr.value not in NO_GRAPH_ATTRIBUTES:
+            # a field of a model's output: `outputs.loss`, `outputs.logits`
+            base_origin = self._graph_origin(term.value, function, order, depth + 1)
+            if base_origin is None or base_origin[0] != MODEL_OUTPUT:
                 return None
-            if isinstance(func, cst.Attribute) and func.attr.value in DETACHING_METHODS:
-                return None
-            if context.models.forward_key(term, function) is not None:
-                return "a model's output"
-            if self._is_criterion(func, function):
-                return "the result of a loss function"
-            if isinstance(func, cst.Attribute) and func.attr.value in ("mean", "sum", "float", "to", "cuda", "squeeze", "view", "reshape"):
-                return self._graph_origin(func.value, function, order, depth + 1)
-            return None
-        if isinstance(term, cst.Attribute) and term.attr.value == "loss":
-            base = term.value
-            if isinstance(base, cst.Call) and context.models.forward_key(base, function) is not None:
-                return "a model output's `.loss`"
-            if self._graph_origin(base, function, order, depth + 1) == "a model's output":
-                return "a model output's `.loss`"
-            return None
+            return ("a model output's `.loss`", True) if term.attr.value == "loss" else base_origin
         if isinstance(term, cst.Subscript):
-            return self._graph_origin(term.value, function, order, depth + 1)
-        key = function.key(term)
+            base_origin = self._graph_origin(term.value, function, order, depth + 1)
+            if base_origin is not None and base_origin[0] == MODEL_OUTPUT and _loss_key(term):
+                return "a model output's `loss`", True
+            return base_origin
         if key is None:
             return None
         bindings = [b for b in function.bindings.get(key, []) if b.order < order and b.value is not None]
         if not bindings:
             return None
         latest = bindings[-1]
-        if latest.tuple_index is not None:
-            return None
-        origin = self._graph_origin(latest.value, function, latest.order, depth + 1)
-        if origin is not None:
-            return origin
-        if self._backpropagated(context.code_for(term), function) and isinstance(latest.value, (cst.Call, cst.BinaryOperation, cst.Attribute)):
-            if not (isinstance(latest.value, cst.Call) and isinstance(latest.value.func, cst.Attribute) and latest.value.func.attr.value in DETACHING_METHODS):
-                return "it is backpropagated"
+        if latest.tuple_index is None:
+            origin = self._graph_origin(latest.value, function, latest.order, depth + 1)
+            if origin is not None:
+                return origin
+        computed = isinstance(latest.value, (cst.Call, cst.BinaryOperation, cst.Attribute, cst.Subscript))
+        if computed and not _detaching_call(latest.value):
+            backward = self._backward_on(context.code_for(term), function)
+            if backward is not None:
+                return "it is backpropagated", backward
         return None
 
-    def _is_criterion(self, func: cst.BaseExpression, function: Function) -> bool:
-        """A name bound to a `torch.nn.*Loss` instance (here, in the class or the module)."""
+    def _call_origin(self, term: cst.Call, function: Function, order: int, depth: int) -> tuple[str, bool] | None:
+        context = self.context
+        func = term.func
+        qualified = context.qualified_name(func)
+        if qualified in FUNCTIONAL_LOSSES:
+            return f"the result of `{qualified.rsplit('.', 1)[-1]}`", not _reduces_to_none(term)
+        if isinstance(func, cst.Name) and func.value in DETACHING_FUNCTIONS:
+            return None
+        if isinstance(func, cst.Attribute) and func.attr.value in DETACHING_METHODS:
+            return None
+        if context.models.forward_key(term, function) is not None:
+            return MODEL_OUTPUT, False
+        criterion = self._criterion(func, function)
+        if criterion is not None:
+            return "the result of a loss function", not _reduces_to_none(criterion)
+        if isinstance(func, cst.Attribute) and func.attr.value in REDUCTIONS | GRAPH_KEEPING_METHODS:
+            base = self._graph_origin(func.value, function, order, depth + 1)
+            if base is None:
+                return None
+            if func.attr.value in REDUCTIONS:
+                return base[0], not term.args
+            return base
+        return None
+
+    def _criterion(self, func: cst.BaseExpression, function: Function) -> cst.Call | None:
+        """The `torch.nn.*Loss(...)` call a name is bound to (here, in the class or the module)."""
         key = function.key(func)
         if key is None:
-            return False
+            return None
         scopes = [function]
         if key.startswith("self.") and function.cls is not None:
             scopes = list(function.cls.methods.values())
@@ -313,27 +464,103 @@ class LossAccumulatedWithGraph(Check):
                 if isinstance(value, cst.Call):
                     qualified = self.context.qualified_name(value.func) or ""
                     if qualified.startswith("torch.nn.") and qualified.endswith("Loss"):
-                        return True
-        return False
+                        return value
+        return None
 
-    def _backpropagated(self, accumulated: str, function: Function) -> bool:
-        """Whether a backward in the function reaches the accumulator (`total.backward()`,
-        `torch.stack(losses).mean().backward()`, `accelerator.backward(total)`)."""
-        pattern = re.compile(rf"(?<![\w.]){re.escape(accumulated)}(?![\w])")
-        for call in function.calls:
-            if call.method in BACKWARD_METHODS and call.site.order in function.backward_orders:
-                if pattern.search(self.context.code_for(call.node)):
-                    return True
-        return False
+    def _backward_on(self, name: str, function: Function) -> bool | None:
+        """Whether a backward of the function differentiates `name` (None if none does),
+        and whether that proves it has one element (`loss.backward()` without a
+        `gradient` argument, `accelerator.backward(loss)`)."""
+        found = None
+        flow = self.context.contexts.flow
+        pattern = re.compile(rf"(?<![\w.]){re.escape(name)}(?!\w)")
+        for call in flow.backward_calls(function):
+            if pattern.search(self.context.code_for(call.node)):
+                args = call.node.args
+                implicit = call.method in BACKWARD_METHODS and (
+                    not args or (len(args) == 1 and self.context.code_for(args[0].value) == name)
+                )
+                found = bool(found) or implicit
+        return found
 
-    def _starts_as_number(self, accumulator: cst.BaseExpression, function: Function) -> bool:
+    def _accumulated_for_backward(self, accumulated: str, function: Function, site: Site) -> bool:
+        """A backward reaches the accumulator: `total.backward()`,
+        `torch.stack(losses).mean().backward()`, `accelerator.backward(total)`, or
+        `avg = total / n` and `avg.backward()`."""
+        if self._backward_on(accumulated, function) is not None:
+            return True
+        return self.context.contexts.flow.reaches_backward(function, {accumulated}, site.order)
+
+    def _handed_to_caller(self, accumulated: str, site: Site) -> bool:
+        """The function returns the accumulator without training or evaluating itself
+        (`def total_loss(outputs, target)`): whether the sum is differentiated is up to
+        its callers, which lintml cannot always see."""
+        contexts = self.context.contexts
+        function = site.function
+        if function.is_module_level or contexts.trains(function):
+            return False
+        if contexts.inference_signal(site, None) is not None:
+            return False  # an evaluation function: nobody differentiates what it returns
+        return contexts.flow.returned(function, {accumulated}, site.order)
+
+    def _number_accumulator(self, accumulator: cst.BaseExpression, accumulated: str, function: Function) -> bool:
+        """The accumulator starts as a Python number and is never used as a tensor
+        (`total.item()` later would fail on a float), so `.item()` keeps it a number."""
         key = function.key(accumulator)
         if key is None:
             return False
+        owner = self.context.models.owner_of(key, function)
+        scopes = [function, owner]
+        where = owner.node
+        if key.startswith("self.") and function.cls is not None:
+            scopes = list(function.cls.methods.values())
+            where = function.cls.node
+        if re.search(rf"(?<![\w.]){re.escape(accumulated)}\s*\.", self.context.code_for(where)):
+            return False
         return any(
-            isinstance(binding.value, (cst.Integer, cst.Float))
-            for binding in function.bindings.get(key, [])
+            isinstance(_bound_value(binding), (cst.Integer, cst.Float))
+            for scope in scopes
+            for binding in scope.bindings.get(key, [])
         )
+
+
+def _bound_value(binding) -> cst.BaseExpression | None:
+    """What a binding gave its name: `0.0` for `total` in `total, n = 0.0, 0`."""
+    value = binding.value
+    if binding.tuple_index is None:
+        return value
+    if isinstance(value, (cst.Tuple, cst.List)) and binding.tuple_index < len(value.elements):
+        element = value.elements[binding.tuple_index]
+        return None if isinstance(element, cst.StarredElement) else element.value
+    return None
+
+
+def _reduces_to_none(call: cst.Call) -> bool:
+    """`reduction="none"`: one loss per element, not a one-element tensor."""
+    return any(
+        arg.keyword is not None and arg.keyword.value == "reduction" and isinstance(arg.value, cst.SimpleString)
+        and arg.value.evaluated_value == "none"
+        for arg in call.args
+    )
+
+
+def _loss_key(subscript: cst.Subscript) -> bool:
+    """`outputs["loss"]`."""
+    elements = subscript.slice
+    if len(elements) != 1 or not isinstance(elements[0].slice, cst.Index):
+        return False
+    index = elements[0].slice.value
+    return isinstance(index, cst.SimpleString) and index.evaluated_value == "loss"
+
+
+def _detaching_call(value: cst.BaseExpression) -> bool:
+    if isinstance(value, cst.Call):
+        func = value.func
+        if isinstance(func, cst.Attribute) and func.attr.value in DETACHING_METHODS:
+            return True
+        if isinstance(func, cst.Name) and func.value in DETACHING_FUNCTIONS:
+            return True
+    return False
 
 
 def _call_on(written: str, term: cst.BaseExpression, method: str) -> str:
