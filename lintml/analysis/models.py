@@ -139,11 +139,18 @@ class Models:
                     result = any(self._unresolved_ancestry(other, set()) for other in others)
             elif qualified is None:
                 # a base lintml cannot resolve (a relative import in a library): known
-                # module base names, or a class with its own `forward`, are modules
+                # module base names and model class names (`...ForCausalLM`) are modules
                 name = (dotted_name(base.value) or "").rsplit(".", 1)[-1]
-                result = name in _MODULE_BASE_NAMES or name.endswith("PreTrainedModel") or "forward" in cls.methods
+                result = (
+                    name in _MODULE_BASE_NAMES
+                    or name.endswith("PreTrainedModel")
+                    or (bool(_MODEL_CLASS.search(name)) and not _NOT_MODEL_CLASS.search(name))
+                )
             if result:
                 break
+        # a class with its own `forward` is a module whatever its bases say (a base from
+        # another file lintml cannot read, such as peft's BasePromptEncoder)
+        result = result or "forward" in cls.methods
         self._module_class[key] = result
         return result
 
@@ -254,9 +261,15 @@ class Models:
         if isinstance(func, cst.Name):
             cls = self._visible_class(func.value, function)
             if cls is not None:
-                if self.is_module_class(cls):
-                    return ModelInfo(True, Mode.DEFAULT, Kind.MODULE, cls.name)
-                return NOT_A_MODEL
+                if not self.is_module_class(cls):
+                    return NOT_A_MODEL
+                for arg in call.args:
+                    wrapped = self.info(arg.value, function, order, depth + 1)
+                    if wrapped.is_model:
+                        # a wrapper around a model: the mode-dependent layers are the
+                        # wrapped model's, in whatever mode it was
+                        return ModelInfo(True, wrapped.mode, Kind.MODULE, wrapped.origin)
+                return ModelInfo(True, Mode.DEFAULT, Kind.MODULE, cls.name)
             callee = self._visible_function(func.value, function)
             if callee is not None and callee.returns:
                 return self._returned(callee, depth)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import libcst as cst
 
 from lintml.analysis.context import LIGHTNING_TRAIN_HOOKS, TrainingLoop
+from lintml.analysis.imports import dotted_name
 from lintml.analysis.models import QUANTIZATION_MODULES, Mode
 from lintml.analysis.program import Call, Class, Function, Loop, Site, chain_base
 from lintml.checks.base import Anchor, Check, NodeEdit, NodeFix, insert_after, insert_line_before
@@ -51,6 +52,7 @@ def _loop_header(loop_node: cst.For | cst.While) -> cst.CSTNode:
 # Hugging Face trainers (and those built on them) call these with the model in eval mode.
 TRAINER_LIBRARIES = frozenset({"transformers", "trl", "sentence_transformers", "setfit"})
 TRAINER_EVAL_HOOKS = frozenset({"prediction_step"})
+NO_GRAD_ONLY = "it runs without grad"
 
 
 def _insertion_point(site: Site, mode_changes: list[int]) -> cst.CSTNode | None:
@@ -125,6 +127,10 @@ class InferenceWithoutEval(Check):
         mode, origin = context.models.mode_at(model, function, site.order)
         if mode not in (Mode.DEFAULT, Mode.UNKNOWN):
             return  # eval mode, training mode on purpose, or set where lintml cannot see
+        if mode is Mode.UNKNOWN and reason == NO_GRAD_ONLY:
+            # without grad but with no sign of inference (a compile warm-up, a profiler),
+            # a model whose mode nothing here shows is left to whoever passed it in
+            return
         written = context.code_for(_model_expression(node))
         state = "it is still in training mode after training" if origin == "training" else "nothing puts it in eval mode first"
         self.report(
@@ -149,6 +155,10 @@ class InferenceWithoutEval(Check):
             qualified = self.context.imports.qualified_name(base.value, cls.scope) or ""
             if qualified.split(".", 1)[0] in TRAINER_LIBRARIES and qualified.endswith("Trainer"):
                 return True
+            if not qualified and (dotted_name(base.value) or "").endswith("Trainer") and not (
+                isinstance(base.value, cst.Name) and base.value.value in self.context.program.classes
+            ):
+                return True  # `from .trainer import Trainer` inside transformers itself
             if isinstance(base.value, cst.Name) and qualified == "":
                 for other in self.context.program.classes.get(base.value.value, []):
                     if other is not cls and self._is_trainer_class(other, depth + 1):
@@ -161,7 +171,7 @@ class InferenceWithoutEval(Check):
         reason = contexts.inference_signal(site, model)
         if reason is None and contexts.grad_disabled(site):
             if not site.function.trains or contexts.over_eval_data(site):
-                reason = "it runs without grad"
+                reason = NO_GRAD_ONLY
         return reason
 
     def _fix(self, site: Site, model: str, written: str) -> NodeFix | None:
