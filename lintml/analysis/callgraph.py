@@ -29,6 +29,30 @@ class CallGraph:
                     callers.setdefault(id(callee.node), []).append(call)
         return callers
 
+    @cached_property
+    def _escaping(self) -> set[int]:
+        """Functions used as values somewhere in the file, not only called."""
+        escaping: set[int] = set()
+        for function in self.program.all_functions():
+            if function.is_module_level:
+                continue
+            for user, name, node in self.program.value_references:
+                if name != function.name:
+                    continue
+                if isinstance(node, cst.Attribute):
+                    if function.cls is not None and user.cls is function.cls:
+                        escaping.add(id(function.node))
+                elif function.cls is None and function.parent is not None and function.parent.is_module_level:
+                    # a module-level function passed around by name; a closure returned
+                    # by its factory is still meant to be called as it is
+                    escaping.add(id(function.node))
+        return escaping
+
+    def escapes(self, function: Function) -> bool:
+        """Used as a value (`step = self._sample`, `torch.compile(fn)`, a callback):
+        it may run from places lintml cannot see, so its callers are not all known."""
+        return id(function.node) in self._escaping
+
     def callers(self, function: Function) -> list[Call]:
         return self._callers.get(id(function.node), [])
 

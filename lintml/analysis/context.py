@@ -75,6 +75,18 @@ class Contexts:
             return toggles[-1] == "off"
         return self.function_grad_disabled(function)
 
+    def grad_unknown(self, site: Site) -> bool:
+        """Nothing at the site says whether grad is on, and its function runs from places
+        lintml cannot see (it is used as a value: a callback, `torch.compile(fn)`)."""
+        if site.grad is not None or self.grad_disabled(site):
+            return False
+        function: Function | None = site.function
+        while function is not None and not function.is_module_level:
+            if self.callgraph.escapes(function):
+                return True
+            function = function.parent
+        return False
+
     def function_grad_disabled(self, function: Function) -> bool:
         """Every run of `function` has autograd off: decorated, nested in such a
         function, or only called from grad-disabled places of the file."""

@@ -19,7 +19,7 @@ import libcst as cst
 
 from lintml.analysis.callgraph import CallGraph
 from lintml.analysis.imports import dotted_name
-from lintml.analysis.program import Binding, Call, Class, Function, Program, chain_base, key_of
+from lintml.analysis.program import Binding, Call, Class, Function, Program, chain_base
 
 
 class Mode(enum.Enum):
@@ -493,6 +493,42 @@ class Models:
             return None
         return key
 
+    def frozen(self, key: str, function: Function, before: int | None = None) -> bool:
+        """`model.requires_grad_(False)` (also at the end of the chain that made it), or
+        `for p in model.parameters(): p.requires_grad = False`: with no parameter that
+        requires grad, a forward records no graph and no optimizer trains it. Inside
+        `function` it counts only before `before`; elsewhere (the module, the class's
+        other methods) anywhere."""
+        if key.startswith("self."):
+            scopes = list(function.cls.methods.values()) if function.cls is not None else [function]
+        else:
+            owner = self.owner_of(key, function)
+            scopes = [function] if owner is function else [function, owner]
+        for scope in scopes:
+            def counts(order: int) -> bool:
+                return scope is not function or before is None or order < before
+
+            for call in scope.calls:
+                if call.receiver_key == key and call.method == "requires_grad_" and _only_false(call.node.args):
+                    if counts(call.site.order):
+                        return True
+            for binding in scope.bindings.get(key, []):
+                if binding.value is not None and _chain_freezes(binding.value) and counts(binding.order):
+                    return True
+            for loop in scope.loops:
+                node = loop.node
+                if (
+                    isinstance(node, cst.For)
+                    and isinstance(node.iter, cst.Call)
+                    and isinstance(node.iter.func, cst.Attribute)
+                    and node.iter.func.attr.value in ("parameters", "named_parameters")
+                    and scope.key(chain_base(node.iter.func.value)) == key
+                    and _freezes_every_parameter(node)
+                    and counts(loop.start)
+                ):
+                    return True
+        return False
+
     # -- modes -----------------------------------------------------------------------
 
     def mode_events(
@@ -645,6 +681,8 @@ class Models:
         return False
 
     def _mode_from_callers(self, parameter: str, function: Function, depth: int) -> tuple[Mode, str]:
+        if self.callgraph.escapes(function):
+            return Mode.OPAQUE, ""  # called from places lintml cannot see as well
         modes = []
         for call in self.callgraph.callers(function):
             argument = self.callgraph.argument(call, function, parameter)
@@ -692,6 +730,45 @@ class Models:
             # of another file): its mode is decided where lintml cannot see
             return Mode.OPAQUE, ""
         return Mode.UNKNOWN, ""
+
+
+def _only_false(args) -> bool:
+    """`(False)` / `(requires_grad=False)`."""
+    return len(args) == 1 and isinstance(args[0].value, cst.Name) and args[0].value.value == "False"
+
+
+def _chain_freezes(value: cst.BaseExpression) -> bool:
+    """`AutoModel.from_pretrained(name).eval().requires_grad_(False)`."""
+    while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
+        if value.func.attr.value == "requires_grad_" and _only_false(value.args):
+            return True
+        value = value.func.value
+    return False
+
+
+def _freezes_every_parameter(loop: cst.For) -> bool:
+    """The loop body itself (not under an `if`) sets `.requires_grad = False` or calls
+    `.requires_grad_(False)`."""
+    body = loop.body.body if isinstance(loop.body, cst.IndentedBlock) else (loop.body,)
+    for statement in body:
+        if not isinstance(statement, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+            continue
+        for small in statement.body:
+            if isinstance(small, cst.Assign) and _is_false(small.value):
+                if any(
+                    isinstance(target.target, cst.Attribute) and target.target.attr.value == "requires_grad"
+                    for target in small.targets
+                ):
+                    return True
+            if (
+                isinstance(small, cst.Expr)
+                and isinstance(small.value, cst.Call)
+                and isinstance(small.value.func, cst.Attribute)
+                and small.value.func.attr.value == "requires_grad_"
+                and _only_false(small.value.args)
+            ):
+                return True
+    return False
 
 
 def _is_false(node: cst.BaseExpression) -> bool:

@@ -16,6 +16,7 @@ import libcst as cst
 from lintml.analysis.imports import ImportTable, Scope, dotted_name
 from lintml.analysis.walk import SCOPE_OUTER_FIELDS, child_fields
 
+_DEF_NAME = re.compile(r"^[ \t]*(?:async[ \t]+)?def[ \t]+(\w+)", re.M)
 _WORD_BOUNDARY = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
 
 
@@ -225,7 +226,7 @@ def named_grad_off(expression: cst.BaseExpression, imports: ImportTable, scope: 
 class Program:
     """The facts of one module. Build once per file; every check shares it."""
 
-    def __init__(self, module: cst.Module, imports: ImportTable, filename: str = "") -> None:
+    def __init__(self, module: cst.Module, imports: ImportTable, filename: str = "", source: str | None = None) -> None:
         self.module = module
         self.imports = imports
         self.filename = filename
@@ -240,6 +241,11 @@ class Program:
         self._broken: int = 0
         self._statements: list[cst.CSTNode] = []
         self._comprehension_words: list[frozenset[str]] = []
+        # functions used as values (`step = self._sample`, `torch.compile(f)`): they
+        # have callers lintml cannot see
+        self._def_names = frozenset(_DEF_NAME.findall(module.code if source is None else source))
+        self._called: set[int] = set()
+        self.value_references: list[tuple[Function, str, cst.CSTNode]] = []
         self.module_function = Function(module, "<module>", imports.module_scope, None, None)
         self.functions[id(module)] = self.module_function
         self._function = self.module_function
@@ -419,7 +425,29 @@ class Program:
         if node.value is not None:
             self._function.returns.append(node.value)
 
+    def _visit_Attribute(self, node: cst.Attribute) -> None:
+        self._walk_value(node.value)  # `.attr` is a name of the object's, not a variable
+        if (
+            id(node) not in self._called
+            and node.attr.value in self._def_names
+            and isinstance(node.value, cst.Name)
+            and node.value.value in (self._function.self_name, "cls")
+        ):
+            self.value_references.append((self._function, node.attr.value, node))
+
+    def _visit_Arg(self, node: cst.Arg) -> None:
+        self._walk_value(node.value)  # a keyword is not a reference
+
+    def _visit_Param(self, node: cst.Param) -> None:
+        self._walk_value(node.annotation)
+        self._walk_value(node.default)
+
+    def _visit_Name(self, node: cst.Name) -> None:
+        if id(node) not in self._called and node.value in self._def_names:
+            self.value_references.append((self._function, node.value, node))
+
     def _visit_Call(self, node: cst.Call) -> None:
+        self._called.add(id(node.func))
         self._walk_body(node)
         self._order += 1  # a call's order comes after its arguments'
         site = self._site()

@@ -89,7 +89,7 @@ class FileContext:
     @cached_property
     def program(self) -> Program:
         """The file's functions, loops, bindings and calls (computed on first use)."""
-        return Program(self.module, self.imports, self.filename)
+        return Program(self.module, self.imports, self.filename, self.source)
 
     @cached_property
     def callgraph(self) -> CallGraph:

@@ -92,9 +92,6 @@ MODEL_TRIGGERS = (
     "lightning", "Module", "Model", "forward", "eval", "parameters", "state_dict",
 )  # fmt: skip
 # `model.requires_grad_(False)`: no parameter of the model requires grad any more.
-_FREEZE_METHOD = "requires_grad_"
-
-
 class InferenceWithoutNoGrad(Check):
     """A model forward at inference outside any grad-disabled region.
 
@@ -117,10 +114,10 @@ class InferenceWithoutNoGrad(Check):
             return  # `with torch.no_grad:` is LML103's finding (clarification 7)
         function = site.function
         model = context.models.forward_key(node, function)
-        if model is None or context.contexts.grad_disabled(site):
+        if model is None or context.contexts.grad_disabled(site) or context.contexts.grad_unknown(site):
             return
         signal = context.contexts.inference_signal(site, model)
-        if signal is None or self._parameters_frozen(model, function, site.order):
+        if signal is None or context.models.frozen(model, function, site.order):
             return
         written = context.code_for(node.func)
         self.report(
@@ -130,24 +127,6 @@ class InferenceWithoutNoGrad(Check):
             f"run it under `torch.inference_mode()` or `torch.no_grad()`",
             self._fix(site),
         )
-
-    def _parameters_frozen(self, model: str, function: Function, order: int) -> bool:
-        """`model.requires_grad_(False)` before the forward (or where the model is made):
-        with no parameter requiring grad, the forward records no graph."""
-        models = self.context.models
-        owner = models.owner_of(model, function)
-        scopes = [function] if owner is function else [function, owner]
-        if model.startswith("self.") and function.cls is not None:
-            scopes = list(function.cls.methods.values())
-        for scope in scopes:
-            for call in scope.calls:
-                if call.receiver_key == model and call.method == _FREEZE_METHOD and _freezes(call.node):
-                    if scope is not function or call.site.order < order:
-                        return True
-            for binding in scope.bindings.get(model, []):
-                if binding.value is not None and _chain_freezes(binding.value):
-                    return True
-        return False
 
     def _fix(self, site: Site) -> NodeFix | None:
         """Decorate the enclosing function when it only does inference; else wrap the
@@ -213,20 +192,6 @@ class InferenceWithoutNoGrad(Check):
         body = newline.join(("{indent}    " + line if line.strip() else "") for line in lines)
         anchor = Anchor(statement, "start")
         return NodeEdit(anchor, Anchor(statement, "end"), f"{header}{newline}{body}", anchor)
-
-
-def _freezes(call: cst.Call) -> bool:
-    """`requires_grad_(False)` / `requires_grad_(requires_grad=False)`."""
-    return len(call.args) == 1 and isinstance(call.args[0].value, cst.Name) and call.args[0].value.value == "False"
-
-
-def _chain_freezes(value: cst.BaseExpression) -> bool:
-    """`AutoModel.from_pretrained(name).eval().requires_grad_(False)`."""
-    while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
-        if value.func.attr.value == _FREEZE_METHOD and _freezes(value):
-            return True
-        value = value.func.value
-    return False
 
 
 def _has_multiline_string(node: cst.CSTNode) -> bool:
@@ -373,7 +338,7 @@ class LossAccumulatedWithGraph(Check):
         (Lightning runs `validation_step` and friends without grad)."""
         contexts = self.context.contexts
         function = site.function
-        if contexts.grad_disabled(site):
+        if contexts.grad_disabled(site) or contexts.grad_unknown(site):
             return True
         return contexts.is_model_code(function) and function.name not in LIGHTNING_TRAIN_HOOKS
 

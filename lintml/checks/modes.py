@@ -303,7 +303,7 @@ def _trained_models(check: Check, loop: TrainingLoop, function: Function) -> lis
         trained = forwarded
     else:
         trained = [key for key in forwarded if key in optimized] + sorted(optimized - set(forwarded))
-    return [key for key in trained if not _frozen(check, key, function)]
+    return [key for key in trained if not check.context.models.frozen(key, function)]
 
 
 def _forwarded_with_grad(check: Check, loop: TrainingLoop, function: Function) -> list[str]:
@@ -399,61 +399,6 @@ def _descendants(node: cst.CSTNode):
         current = stack.pop()
         yield current
         stack.extend(current.children)
-
-
-def _frozen(check: Check, model: str, function: Function) -> bool:
-    """`model.requires_grad_(False)`, or `for p in model.parameters(): p.requires_grad =
-    False`, where the name means the same model: a frozen model is not trained."""
-    if model.startswith("self."):
-        scopes = list(function.cls.methods.values()) if function.cls is not None else [function]
-    else:
-        owner = check.context.models.owner_of(model, function)
-        scopes = [owner] if owner is function else [owner, function]
-    for scope in scopes:
-        for call in scope.calls:
-            if call.receiver_key == model and call.method == "requires_grad_" and _only_false(call.node.args):
-                return True
-        for loop in scope.loops:
-            node = loop.node
-            if (
-                isinstance(node, cst.For)
-                and isinstance(node.iter, cst.Call)
-                and isinstance(node.iter.func, cst.Attribute)
-                and node.iter.func.attr.value in ("parameters", "named_parameters")
-                and scope.key(chain_base(node.iter.func.value)) == model
-                and _freezes_every_parameter(node)
-            ):
-                return True
-    return False
-
-
-def _only_false(args) -> bool:
-    return len(args) == 1 and isinstance(args[0].value, cst.Name) and args[0].value.value == "False"
-
-
-def _freezes_every_parameter(loop: cst.For) -> bool:
-    """The loop body itself (not under an `if`) sets `.requires_grad = False` or calls
-    `.requires_grad_(False)`."""
-    body = loop.body.body if isinstance(loop.body, cst.IndentedBlock) else (loop.body,)
-    for statement in body:
-        if not isinstance(statement, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
-            continue
-        for small in statement.body:
-            if isinstance(small, cst.Assign) and isinstance(small.value, cst.Name) and small.value.value == "False":
-                if any(
-                    isinstance(target.target, cst.Attribute) and target.target.attr.value == "requires_grad"
-                    for target in small.targets
-                ):
-                    return True
-            if (
-                isinstance(small, cst.Expr)
-                and isinstance(small.value, cst.Call)
-                and isinstance(small.value.func, cst.Attribute)
-                and small.value.func.attr.value == "requires_grad_"
-                and _only_false(small.value.args)
-            ):
-                return True
-    return False
 
 
 # -- where execution goes after an eval switch -----------------------------------------
