@@ -9,7 +9,9 @@ from pathlib import Path
 
 from lintml.checks.base import Check
 from lintml.checks.gradients import GradModeNotCalled, InferenceWithoutNoGrad, LossAccumulatedWithGraph
+from lintml.checks.hygiene import MissingZeroGrad
 from lintml.checks.kvcache import GenerateWithoutKvCache
+from lintml.checks.loops import ForwardCalledDirectly
 from lintml.checks.modes import (
     InferenceWithoutEval,
     ModeMethodNotCalled,
@@ -17,6 +19,7 @@ from lintml.checks.modes import (
     TrainingInEvalMode,
     TrainModeNotRestored,
 )
+from lintml.checks.precision import HalfDefaultDtype, Tf32Enabled
 from lintml.findings import Applicability
 
 CHECKS: tuple[type[Check], ...] = (
@@ -29,6 +32,10 @@ CHECKS: tuple[type[Check], ...] = (
     ModeMethodNotCalled,
     QuantizeWithoutEval,
     GenerateWithoutKvCache,
+    HalfDefaultDtype,
+    Tf32Enabled,
+    ForwardCalledDirectly,
+    MissingZeroGrad,
 )
 
 SYNTAX_ERROR = "LML900"

@@ -111,7 +111,9 @@ def test_fixing_a_fixture_leaves_only_the_unfixable_findings(path: Path):
     compile(fixed, relative(path), "exec")
     after = lint(fixed, relative(path))
     assert not any(finding.fix for finding in after)
-    assert Counter(f.code for f in after) == Counter(f.code for f in before if f.fix is None)
+    # what is left is what had no fix; a fix may also settle a finding without one (one
+    # mistake, two findings: `optimizer.zero_grad` is LML204 and LML501, clarification 13)
+    assert Counter(f.code for f in after) <= Counter(f.code for f in before if f.fix is None)
     assert fix(fixed, relative(path)) == fixed
 
 

@@ -148,9 +148,15 @@ class Models:
                 )
             if result:
                 break
-        # a class with its own `forward` is a module whatever its bases say (a base from
-        # another file lintml cannot read, such as peft's BasePromptEncoder)
-        result = result or "forward" in cls.methods
+        # a class with its own `forward` and a base of another file (one lintml cannot
+        # read, such as peft's BasePromptEncoder) is a module; a plain class with a
+        # `forward` method is not (clarification 1)
+        if not result and "forward" in cls.methods:
+            result = any(
+                (dotted_name(base.value) or "object") != "object"
+                and not (isinstance(base.value, cst.Name) and base.value.value in self.program.classes)
+                for base in cls.node.bases
+            )
         self._module_class[key] = result
         return result
 
