@@ -55,6 +55,8 @@ PACKAGES: tuple[tuple[str, str, str], ...] = (
     ("peft", "0.21.2", "library"),
     ("diffusers", "0.42.1", "library"),
     ("pytorch-lightning", "2.6.6", "library"),
+    ("accelerate", "1.15.0", "library"),
+    ("sentence-transformers", "6.2.0", "library"),
     ("litgpt", "0.5.13", "application"),
     ("torchtune", "0.6.1", "application"),
     ("ultralytics", "8.4.190", "application"),

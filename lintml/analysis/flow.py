@@ -17,6 +17,7 @@ from functools import lru_cache
 import libcst as cst
 
 from lintml.analysis.program import Call, Function, Program
+from lintml.analysis.program import words as _words
 from lintml.analysis.walk import child_fields
 
 _NESTED_SCOPES = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
@@ -87,6 +88,9 @@ def graph_reaches(root: cst.CSTNode, node: cst.CSTNode) -> bool:
     )
 
 
+_BACKWARD_OWNERS = frozenset({"accelerator", "fabric", "engine", "trainer", "model", "deepspeed", "autograd", "torch"})
+
+
 class ValueFlow:
     def __init__(self, program: Program) -> None:
         self.program = program
@@ -99,6 +103,21 @@ class ValueFlow:
         if key not in self._code:
             self._code[key] = self.program.module.code_for_node(node)
         return self._code[key]
+
+    def differentiated(self, call: Call) -> str:
+        """The code of what a backward differentiates: the receiver of
+        `loss.backward(gradient)` (its argument is the incoming gradient, not a loss),
+        the first argument of `accelerator.backward(loss)`, `self.manual_backward(loss)`
+        and `torch.autograd.grad(outputs, inputs)`."""
+        func = call.node.func
+        args = call.node.args
+        if isinstance(func, cst.Attribute) and func.attr.value == "backward":
+            receiver = self.code(func.value)
+            words = {word for identifier in re.findall(r"[A-Za-z_]\w*", receiver) for word in _words(identifier)}
+            if args and words & _BACKWARD_OWNERS:
+                return self.code(args[0].value)
+            return receiver
+        return self.code(args[0].value) if args else self.code(call.node)
 
     def backward_calls(self, function: Function) -> list[Call]:
         """`loss.backward()`, `accelerator.backward(loss)`, `torch.autograd.grad(...)`."""
@@ -138,7 +157,7 @@ class ValueFlow:
         events.sort(key=lambda event: event[0])
         for _, event in events:
             if isinstance(event, Call):
-                text = self.code(event.node)
+                text = self.differentiated(event)
                 if any(_mention(name).search(text) for name in tracked):
                     return True
                 continue

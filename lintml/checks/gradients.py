@@ -440,7 +440,7 @@ class LossAccumulatedWithGraph(Check):
         flow = self.context.contexts.flow
         pattern = re.compile(rf"(?<![\w.]){re.escape(name)}(?!\w)")
         for call in flow.backward_calls(function):
-            if pattern.search(self.context.code_for(call.node)):
+            if pattern.search(flow.differentiated(call)):
                 args = call.node.args
                 implicit = call.method in BACKWARD_METHODS and (
                     not args or (len(args) == 1 and self.context.code_for(args[0].value) == name)
