@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from lintml.checks.amp import ClipBeforeUnscale, Fp16AutocastWithoutGradScaler, GradScalerBypassed
 from lintml.checks.base import Check
 from lintml.checks.gradients import GradModeNotCalled, InferenceWithoutNoGrad, LossAccumulatedWithGraph
 from lintml.checks.hygiene import MissingZeroGrad
-from lintml.checks.kvcache import GenerateWithoutKvCache
+from lintml.checks.kvcache import CacheDisabledInConfig, DecodingLoopWithoutCache, GenerateWithoutKvCache
 from lintml.checks.loops import ForwardCalledDirectly
 from lintml.checks.modes import (
     InferenceWithoutEval,
@@ -19,7 +20,7 @@ from lintml.checks.modes import (
     TrainingInEvalMode,
     TrainModeNotRestored,
 )
-from lintml.checks.precision import HalfDefaultDtype, Tf32Enabled
+from lintml.checks.precision import Fp16WeightsTrained, HalfDefaultDtype, HalfPrecisionOnCpu, Tf32Enabled
 from lintml.findings import Applicability
 
 CHECKS: tuple[type[Check], ...] = (
@@ -32,8 +33,15 @@ CHECKS: tuple[type[Check], ...] = (
     ModeMethodNotCalled,
     QuantizeWithoutEval,
     GenerateWithoutKvCache,
+    CacheDisabledInConfig,
+    DecodingLoopWithoutCache,
     HalfDefaultDtype,
     Tf32Enabled,
+    HalfPrecisionOnCpu,
+    Fp16WeightsTrained,
+    Fp16AutocastWithoutGradScaler,
+    GradScalerBypassed,
+    ClipBeforeUnscale,
     ForwardCalledDirectly,
     MissingZeroGrad,
 )

@@ -212,7 +212,7 @@ def test_sarif_is_valid_and_has_what_code_scanning_needs(project, capsys, monkey
     assert driver["name"] == "lintml"
     rules = driver["rules"]
     # every enabled rule is described, not only the ones that fired
-    assert [rule["id"] for rule in rules] == ["LML101", "LML102", "LML103", "LML201", "LML202", "LML203", "LML204", "LML205", "LML301", "LML404", "LML501", "LML502", "LML900"]
+    assert [rule["id"] for rule in rules] == ["LML101", "LML102", "LML103", "LML201", "LML202", "LML203", "LML204", "LML205", "LML301", "LML302", "LML303", "LML401", "LML402", "LML403", "LML404", "LML405", "LML406", "LML501", "LML502", "LML900"]
     for rule in rules:
         assert rule["name"] == RULES[rule["id"]].name
         for key in ("shortDescription", "fullDescription", "help"):
@@ -281,7 +281,7 @@ def test_sarif_when_clean_still_lists_the_rules(tmp_path, capsys, monkeypatch):
     validate(document)
     assert code == 0
     assert document["runs"][0]["results"] == []
-    assert [r["id"] for r in document["runs"][0]["tool"]["driver"]["rules"]] == ["LML101", "LML102", "LML103", "LML201", "LML202", "LML203", "LML204", "LML205", "LML301", "LML404", "LML501", "LML502", "LML900"]
+    assert [r["id"] for r in document["runs"][0]["tool"]["driver"]["rules"]] == ["LML101", "LML102", "LML103", "LML201", "LML202", "LML203", "LML204", "LML205", "LML301", "LML302", "LML303", "LML401", "LML402", "LML403", "LML404", "LML405", "LML406", "LML501", "LML502", "LML900"]
 
 
 def test_sarif_syntax_error_is_an_error(tmp_path, capsys, monkeypatch):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import libcst as cst
 
+from lintml.analysis.program import chain_base
 from lintml.checks.base import Anchor, Check, NodeFix, delete_between, replace_node
 from lintml.findings import Applicability
 
@@ -165,3 +166,254 @@ class GenerateWithoutKvCache(Check):
                 return False
             scope = scope.parent
         return False
+
+
+# -- LML302 ---------------------------------------------------------------------------
+
+_SAVE_METHODS = frozenset({"save_pretrained", "push_to_hub"})
+_TRAINER_SAVE_METHODS = frozenset({"save_model", "push_to_hub"})
+
+
+def _is_true(node: cst.BaseExpression) -> bool:
+    return isinstance(node, cst.Name) and node.value == "True"
+
+
+def _config_use_cache_owner(target: cst.BaseExpression) -> cst.BaseExpression | None:
+    """`model` in `model.config.use_cache`."""
+    if (
+        isinstance(target, cst.Attribute)
+        and target.attr.value == "use_cache"
+        and isinstance(target.value, cst.Attribute)
+        and target.value.attr.value == "config"
+    ):
+        return target.value.value
+    return None
+
+
+class CacheDisabledInConfig(Check):
+    """`model.config.use_cache = False` left in place on a model that then generates,
+    runs inference, or is saved: the slow setting ships with the model."""
+
+    code = "LML302"
+    name = "cache-disabled-in-config"
+    family = "KV cache"
+    summary = "The model's config keeps `use_cache=False` into generation, inference or saving"
+    fix_safety = None
+    triggers = ("use_cache",)
+
+    def __init__(self, context) -> None:
+        super().__init__(context)
+        # (function, key, order, node to report, how it was written)
+        self.disabled: list[tuple[object, str, int, cst.CSTNode, str]] = []
+        # (id(function node), key) -> orders where `key.config.use_cache` is set to something else
+        self.restored: dict[tuple[int, str], list[int]] = {}
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        if "use_cache" not in self.context.code_for(node):
+            return
+        site = self.context.program.site(node)
+        if site is None:
+            return
+        function = site.function
+        if self.context.contexts.is_model_code(function):
+            return
+        for target in node.targets:
+            owner = _config_use_cache_owner(target.target)
+            if owner is not None:
+                key = function.key(chain_base(owner))
+                if key is None or key == function.self_name:
+                    continue
+                if _is_false(node.value):
+                    written = f"`{self.context.code_for(target.target)} = False`"
+                    self.disabled.append((function, key, site.order, node.value, written))
+                else:
+                    self.restored.setdefault((id(function.node), key), []).append(site.order)
+            value = chain_base(node.value)
+            if (
+                isinstance(value, cst.Call)
+                and isinstance(value.func, cst.Attribute)
+                and value.func.attr.value == "from_pretrained"
+            ):
+                arg = _use_cache_false(value)
+                key = function.key(target.target)
+                if arg is None or key is None or not self.context.models.is_model(key, function):
+                    continue
+                self.disabled.append((function, key, site.order, arg, "`from_pretrained(..., use_cache=False)`"))
+
+    def leave_Module(self, original_node: cst.Module) -> None:
+        for function, key, order, node, written in self.disabled:
+            use = self._first_use(function, key, order, 0)
+            if use == "restored":
+                continue
+            if key.startswith("self.") and function.cls is not None:
+                # the other methods of the class see the same attribute
+                others = [m for m in function.cls.methods.values() if m is not function]
+                if any(self.restored.get((id(m.node), key)) for m in others):
+                    continue
+                if use is None:
+                    use = next((u for m in others if (u := self._first_use(m, key, -1, 1)) is not None), None)
+            if use is None:
+                continue
+            self.report(
+                node,
+                f"{written} turns the KV cache off in `{key}`'s config, and {use} without setting "
+                f"`{key}.config.use_cache = True` first: generation re-encodes the whole prefix "
+                f"each step, and the saved config keeps the slow setting",
+            )
+
+    def _first_use(self, function, key: str, after: int, depth: int) -> str | None:
+        """"restored", a description of the first generation/inference/save of `key`
+        in `function` after `after`, or None."""
+        context = self.context
+        events: list[tuple[int, str]] = [
+            (order, "restored") for order in self.restored.get((id(function.node), key), []) if order > after
+        ]
+        trainers = self._trainers(function, key)
+        for call in function.calls:
+            order = call.site.order
+            if order <= after:
+                continue
+            use = None
+            if call.receiver_key == key and call.method == "generate":
+                use = f"`{key}` generates with it"
+            elif call.receiver_key == key and call.method in _SAVE_METHODS:
+                use = f"it is saved with `{call.method}`"
+            elif call.receiver_key in trainers and call.method in _TRAINER_SAVE_METHODS:
+                use = f"it is saved with `{call.receiver_key}.{call.method}()`"
+            elif context.models.forward_key(call.node, function) == key and (
+                context.contexts.grad_disabled(call.site) or context.contexts.inference_signal(call.site, key)
+            ):
+                use = "it runs inference"
+            elif depth < 3:
+                callee = context.callgraph.resolve(call)
+                inner = self._key_in_callee(call, callee, key, function) if callee is not None else None
+                if inner is not None and callee is not function:
+                    found = self._first_use(callee, inner, -1, depth + 1)
+                    if found is not None:
+                        use = found
+            if use is not None:
+                events.append((order, use))
+        if not events:
+            return None
+        return min(events, key=lambda event: event[0])[1]
+
+    def _key_in_callee(self, call, callee, key: str, caller) -> str | None:
+        for parameter in callee.params:
+            argument = self.context.callgraph.argument(call, callee, parameter)
+            if argument is not None and caller.key(chain_base(argument)) == key:
+                return parameter
+        if key.startswith("self.") and call.via_self:
+            return key
+        if not key.startswith("self.") and key not in callee.bindings and key not in callee.params:
+            if self.context.models.owner_of(key, callee) is caller:
+                return key  # a global or closure variable
+        return None
+
+    def _trainers(self, function, key: str) -> set[str]:
+        """Names bound to a `...Trainer(model=key, ...)` in `function`."""
+        names: set[str] = set()
+        for name, bindings in function.bindings.items():
+            for binding in bindings:
+                value = binding.value
+                if not isinstance(value, cst.Call) or binding.tuple_index is not None:
+                    continue
+                dotted = self.context.code_for(value.func)
+                if not dotted.endswith("Trainer"):
+                    continue
+                given = [arg.value for arg in value.args if arg.keyword is not None and arg.keyword.value == "model"]
+                positional = [arg.value for arg in value.args if arg.keyword is None and not arg.star]
+                if positional:
+                    given.append(positional[0])
+                if any(function.key(chain_base(expression)) == key for expression in given):
+                    names.add(name)
+        return names
+
+
+# -- LML303 ---------------------------------------------------------------------------
+
+_GROWING_CALLS = frozenset(
+    f"torch.{name}" for name in ("cat", "concat", "concatenate", "hstack", "column_stack")
+)
+_CACHE_ARGUMENTS = frozenset({"past_key_values", "past", "mems", "cache_params", "past_key_value"})
+_SEQUENCE_KEYWORDS = ("input_ids", "decoder_input_ids", "inputs_embeds", "idx", "x", "input", "inputs")
+
+
+class DecodingLoopWithoutCache(Check):
+    """A hand-written decoding loop that feeds the whole, growing sequence to the model
+    each step without a cache: every step re-encodes the prefix."""
+
+    code = "LML303"
+    name = "decoding-loop-without-cache"
+    family = "KV cache"
+    summary = "A decoding loop re-runs the model on the whole growing sequence without `past_key_values`"
+    fix_safety = None
+    triggers = ("cat", "hstack", "column_stack")
+
+    def visit_Call(self, node: cst.Call) -> None:
+        context = self.context
+        site = context.program.site(node)
+        if site is None or site.loop is None:
+            return
+        function = site.function
+        if context.contexts.is_model_code(function) and function.name == "forward":
+            return
+        model = context.models.forward_key(node, function)
+        if model is None:
+            return
+        if any(arg.keyword is not None and arg.keyword.value in _CACHE_ARGUMENTS for arg in node.args):
+            return
+        if any(arg.star == "**" for arg in node.args):
+            return  # `model(**inputs)`: what it holds is not known
+        for sequence in self._sequences(node):
+            grown = self._grown_by(sequence, function, site)
+            if grown is not None:
+                break
+        else:
+            return
+        self.report(
+            node,
+            f"`{context.code_for(node.func)}` runs on `{sequence}`, which this loop grows with "
+            f"`{grown}` every step, and gets no `past_key_values`: each step re-encodes the whole "
+            f"prefix (quadratic in the output length); pass `past_key_values=` from the previous "
+            f"step's output and only the new token, or use `model.generate`",
+        )
+
+    def _sequences(self, node: cst.Call) -> list[str]:
+        """The names the model is called on: the first positional argument and the
+        `input_ids=` / `decoder_input_ids=` keywords, through `.to(...)` chains."""
+        candidates = [arg.value for arg in node.args if arg.keyword is None and not arg.star][:1]
+        candidates += [
+            arg.value for arg in node.args if arg.keyword is not None and arg.keyword.value in _SEQUENCE_KEYWORDS
+        ]
+        names = []
+        for candidate in candidates:
+            base = chain_base(candidate)
+            if isinstance(base, cst.Name):
+                names.append(base.value)
+        return names
+
+    def _grown_by(self, name: str, function, site) -> str | None:
+        """How a loop around `site` grows `name`: `torch.cat` of a list holding `name`."""
+        loops = []
+        loop = site.loop
+        while loop is not None:
+            loops.append(loop)
+            loop = loop.parent
+        for binding in function.bindings.get(name, []):
+            value = binding.value
+            if binding.tuple_index is not None or not isinstance(value, cst.Call):
+                continue
+            if not any(loop.encloses(binding.order) for loop in loops):
+                continue
+            qualified = self.context.program.imports.qualified_name(value.func, function.scope)
+            if qualified not in _GROWING_CALLS or not value.args:
+                continue
+            parts = value.args[0].value
+            if not isinstance(parts, (cst.List, cst.Tuple)):
+                continue
+            if any(
+                isinstance(chain_base(element.value), cst.Name) and chain_base(element.value).value == name
+                for element in parts.elements
+            ):
+                return self.context.code_for(value.func) + "(...)"
+        return None
