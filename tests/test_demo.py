@@ -20,6 +20,10 @@ DEMO = REPO / "fixtures" / "demo"
 
 # (file in fixtures/demo, line, code)
 CAUGHT_TODAY = {
+    ("amp_train.py", 19, "LML407"),
+    ("amp_train.py", 48, "LML405"),
+    ("amp_train.py", 59, "LML406"),
+    ("amp_train.py", 68, "LML403"),
     ("classify.py", 92, "LML203"),
     ("evaluate.py", 40, "LML201"),
     ("evaluate.py", 40, "LML502"),
@@ -30,6 +34,7 @@ CAUGHT_TODAY = {
     ("generate.py", 33, "LML303"),
     ("generate.py", 56, "LML301"),
     ("generate.py", 70, "LML401"),
+    ("memory.py", 20, "LML404"),
     ("quality.py", 124, "LML205"),
     ("quality.py", 127, "LML201"),
     ("quality.py", 128, "LML205"),
