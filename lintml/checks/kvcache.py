@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import libcst as cst
 
 from lintml.analysis.program import chain_base
@@ -338,6 +340,13 @@ _CACHE_ARGUMENTS = frozenset({"past_key_values", "past", "mems", "cache_params",
 _SEQUENCE_KEYWORDS = ("input_ids", "decoder_input_ids", "inputs_embeds", "idx", "x", "input", "inputs")
 
 
+def _mentions(value: cst.BaseExpression | None, name: str) -> bool:
+    """`value` uses `name` (`seq[idx]`, `seq.expand(...)`): the sequence carries over."""
+    if value is None:
+        return False
+    return re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", cst.Module([]).code_for_node(value)) is not None
+
+
 class DecodingLoopWithoutCache(Check):
     """A hand-written decoding loop that feeds the whole, growing sequence to the model
     each step without a cache: every step re-encodes the prefix."""
@@ -392,6 +401,15 @@ class DecodingLoopWithoutCache(Check):
                 names.append(base.value)
         return names
 
+    @staticmethod
+    def _conditional_in(binding, loop) -> bool:
+        """The binding's statement sits under an `if` (or `try`) inside the loop body."""
+        statements = binding.site.statements
+        index = next((i for i, s in enumerate(statements) if s is loop.node), None)
+        if index is None:
+            return False
+        return any(isinstance(s, (cst.If, cst.Try)) for s in statements[index + 1 :])
+
     def _grown_by(self, name: str, function, site) -> str | None:
         """How a loop around `site` grows `name`: `torch.cat` of a list holding `name`."""
         loops = []
@@ -399,12 +417,23 @@ class DecodingLoopWithoutCache(Check):
         while loop is not None:
             loops.append(loop)
             loop = loop.parent
-        for binding in function.bindings.get(name, []):
+        bindings = function.bindings.get(name, [])
+        for binding in bindings:
             value = binding.value
             if binding.tuple_index is not None or not isinstance(value, cst.Call):
                 continue
-            if not any(loop.encloses(binding.order) for loop in loops):
+            growing = [loop for loop in loops if loop.encloses(binding.order)]
+            if not growing:
                 continue
+            if self._conditional_in(binding, growing[0]):
+                continue  # grown once under a condition (a class token), not every step
+            if any(
+                other is not binding
+                and growing[0].encloses(other.order)
+                and not _mentions(other.value, name)
+                for other in bindings
+            ):
+                continue  # rebound from scratch in the loop: it does not grow across steps
             qualified = self.context.program.imports.qualified_name(value.func, function.scope)
             if qualified not in _GROWING_CALLS or not value.args:
                 continue
