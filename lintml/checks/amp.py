@@ -394,6 +394,6 @@ class ClipBeforeUnscale(Check):
                 optimizer = self.context.code_for(steps[0].node.args[0].value)
                 self.report(
                     call.node,
-                    f"gradients are clipped while still multiplied by `{scaler}`'s scale (65536 at the start), "
+                    f"Gradients are clipped while still multiplied by `{scaler}`'s scale (65536 at the start), "
                     f"so the threshold means nothing; call `{scaler}.unscale_({optimizer})` before clipping",
                 )

@@ -69,7 +69,7 @@ class HalfDefaultDtype(Check):
         written = self.context.code_for(dtype)
         self.report(
             node,
-            f"the default dtype becomes `{written}`: every new floating tensor, the parameters, "
+            f"The default dtype becomes `{written}`: every new floating tensor, the parameters, "
             "the loss and the optimizer state lose precision; keep float32 as the default and "
             "use autocast or an explicit `dtype=` where half precision is wanted",
         )
