@@ -67,7 +67,14 @@ MODULE_BASES = frozenset(
 )  # fmt: skip
 _MODULE_BASE_NAMES = frozenset({"Module", "ModelMixin", "PreTrainedModel", "LightningModule", "Sequential", "ModuleList"})
 # nn classes that are modules but never "the model": losses and containers of parameters
-_NN_NOT_MODELS = re.compile(r"Loss$|^Parameter|^Uninitialized|^Buffer$")
+_NN_NOT_MODELS = re.compile(
+    r"Loss$|^Parameter|^Uninitialized|^Buffer$"
+    # stateless layers: no parameters, nothing that depends on train/eval mode
+    r"|^(ReLU6?|Sigmoid|Tanh|GELU|SiLU|Mish|ELU|SELU|CELU|LeakyReLU|Softmax2?d?|Softmin|LogSoftmax"
+    r"|Softplus|Softsign|Hardtanh|Hardswish|Hardsigmoid|Hardshrink|Softshrink|Tanhshrink|Threshold"
+    r"|LogSigmoid|GLU|Identity|Flatten|Unflatten|Upsample.*|PixelShuffle|PixelUnshuffle"
+    r"|(Zero|Constant|Reflection|Replication|Circular)Pad\dd|(Max|Avg|AdaptiveAvg|AdaptiveMax|LP)Pool\dd)$"
+)
 # Calls that return the module they are given (wrappers keep the wrapped model's mode).
 PASSTHROUGH = frozenset(
     {"torch.compile", "copy.deepcopy", "torch.nn.DataParallel", "torch.nn.parallel.DataParallel",
