@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import libcst as cst
 
-from lintml.analysis.program import Function, Program, chain_base
+from lintml.analysis.program import Function, Program, chain_base, owner_of
 
 CPU = "cpu"
 ACCELERATOR = "accelerator"
@@ -93,7 +93,7 @@ class Devices:
         if key.startswith("self."):
             scopes = list(function.cls.methods.values()) if function.cls is not None else [function]
         else:
-            scopes = [_owner_of(key, function)]
+            scopes = [owner_of(key, function)]
         for scope in scopes:
             if key in scope.params:
                 yield None, scope
@@ -160,7 +160,7 @@ class Devices:
         if key.startswith("self."):
             scopes = list(function.cls.methods.values()) if function.cls is not None else [function]
         else:
-            owner = _owner_of(key, function)
+            owner = owner_of(key, function)
             scopes = [owner] if owner is function else [owner, function]
         moves: list[frozenset[str]] = []
         for scope in scopes:
@@ -179,12 +179,3 @@ def _looks_like_device(expression: cst.BaseExpression, function: Function) -> bo
     """`device`, `self.device`, `args.device`: a name that says it is a device."""
     text = expression.attr.value if isinstance(expression, cst.Attribute) else getattr(expression, "value", "")
     return isinstance(text, str) and "device" in text.lower()
-
-
-def _owner_of(key: str, function: Function) -> Function:
-    current: Function | None = function
-    while current is not None:
-        if key in current.bindings:
-            return current
-        current = current.parent
-    return function

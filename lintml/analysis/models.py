@@ -19,7 +19,7 @@ import libcst as cst
 
 from lintml.analysis.callgraph import CallGraph
 from lintml.analysis.imports import dotted_name
-from lintml.analysis.program import Binding, Call, Class, Function, Program, chain_base
+from lintml.analysis.program import Binding, Call, Class, Function, Program, chain_base, owner_of
 
 
 class Mode(enum.Enum):
@@ -351,14 +351,7 @@ class Models:
 
     def owner_of(self, key: str, function: Function) -> Function:
         """The function whose binding of `key` is visible in `function` (for globals: the module)."""
-        if key.startswith("self."):
-            return function
-        current: Function | None = function
-        while current is not None:
-            if key in current.bindings:
-                return current
-            current = current.parent
-        return function
+        return owner_of(key, function)
 
     def is_model(self, key: str, function: Function) -> bool:
         owner = self.owner_of(key, function)

@@ -166,6 +166,19 @@ class Function:
         return key_of(expression, self.self_name)
 
 
+def owner_of(key: str, function: Function) -> Function:
+    """The function whose binding of `key` is visible in `function` (for a global: the
+    module); `self.<attr>` belongs to the method itself."""
+    if key.startswith("self."):
+        return function
+    current: Function | None = function
+    while current is not None:
+        if key in current.bindings:
+            return current
+        current = current.parent
+    return function
+
+
 def _decorator_name(expression: cst.BaseExpression) -> str | None:
     name = dotted_name(expression.func if isinstance(expression, cst.Call) else expression)
     return name.rsplit(".", 1)[-1] if name else None

@@ -17,6 +17,7 @@ from lintml.analysis.callgraph import CallGraph
 from lintml.analysis.context import Contexts
 from lintml.analysis.imports import ImportTable, Scope, dotted_name
 from lintml.analysis.models import Models
+from lintml.analysis.optimizers import Optimizers
 from lintml.analysis.program import Program
 from lintml.findings import Applicability
 
@@ -98,6 +99,10 @@ class FileContext:
     @cached_property
     def models(self) -> Models:
         return Models(self.program, self.callgraph)
+
+    @cached_property
+    def optimizers(self) -> Optimizers:
+        return Optimizers(self.models, self.imports)
 
     @cached_property
     def contexts(self) -> Contexts:

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import libcst as cst
 
 from lintml.analysis.program import BACKWARD_METHODS, Call, Function, Loop, chain_base
 from lintml.checks.base import Check
-from lintml.checks.modes import _descendants, _module_key, _parameter_owners
+from lintml.analysis.optimizers import module_key
+from lintml.analysis.walk import descendants
 
-# What a class named in `torch.optim` or imported from an optimizer library is called.
-_OPTIMIZER_CLASS = re.compile(
-    r"(Adam|SGD|RMSprop|Adagrad|Adadelta|Adamax|LBFGS|Lion|Adafactor|Lamb|LAMB|Rprop|ASGD|Optimizer|Sophia|Muon"
-    r"|Shampoo|Lars|LARS|Novograd|NovoGrad|Prodigy|Yogi|Adan|Ranger|Lookahead)"
-)
-_NOT_OPTIMIZER = ("lr_scheduler", "swa_utils", "Scheduler", "GradScaler", "tensorflow", "keras", "optax", "jax")
 # Calls that receive an optimizer and are known not to zero its gradients.
 _HARMLESS_METHODS = frozenset({"step", "unscale_", "update", "scale", "state_dict", "load_state_dict"})
 _HARMLESS_FUNCTIONS = frozenset({"print", "len", "isinstance", "type", "id", "repr", "str", "getattr", "hasattr"})
@@ -65,8 +59,8 @@ class MissingZeroGrad(Check):
     def _check_loop(self, loop: Loop, steps: list[Call], function: Function) -> None:
         stepped: dict[str, Call] = {}
         for step in steps:
-            optimizer = self._stepped_optimizer(step, function)
-            if optimizer is not None and self._is_optimizer(optimizer, function, None, 0):
+            optimizer = self.context.optimizers.stepped_optimizer(step, function)
+            if optimizer is not None and self.context.optimizers.is_optimizer(optimizer, function, None, 0):
                 if self._bound_in(optimizer, loop, function):
                     continue  # built afresh each iteration, usually over fresh tensors
                 stepped.setdefault(optimizer, step)
@@ -89,95 +83,10 @@ class MissingZeroGrad(Check):
     def _bound_in(self, key: str, loop: Loop, function: Function) -> bool:
         return any(
             binding is not None and binding.site.function is function and loop.encloses(binding.order)
-            for _, _, binding in self._bound_values(key, function)
+            for _, _, binding in self.context.optimizers.bound_values(key, function)
         )
 
-    # -- which optimizer a step steps ------------------------------------------------
-
-    def _stepped_optimizer(self, step: Call, function: Function) -> str | None:
-        """`optimizer` for `optimizer.step()` and for `scaler.step(optimizer)`."""
-        func = step.node.func
-        if not isinstance(func, cst.Attribute):
-            return None
-        receiver = function.key(func.value)
-        if receiver is None:
-            return None
-        if step.node.args and self._is_scaler(receiver, function):
-            return function.key(step.node.args[0].value)
-        return receiver
-
-    def _is_scaler(self, key: str, function: Function) -> bool:
-        if "scaler" in key.lower():
-            return True
-        return any(
-            isinstance(value, cst.Call) and (self._qualified(value.func, scope) or "").endswith("GradScaler")
-            for value, scope, _ in self._bound_values(key, function)
-        )
-
-    def _bound_values(self, key: str, function: Function):
-        """(value, function, binding) of every binding of `key` visible in `function`;
-        a value of None for a parameter or a binding without a value."""
-        if key.startswith("self."):
-            scopes = list(function.cls.methods.values()) if function.cls is not None else [function]
-        else:
-            scopes = [self.context.models.owner_of(key, function)]
-        for scope in scopes:
-            if key in scope.params:
-                yield None, scope, None
-            for binding in scope.bindings.get(key, []):
-                value = binding.value
-                if isinstance(value, (cst.Tuple, cst.List)) and binding.tuple_index is not None:
-                    elements = value.elements
-                    if binding.tuple_index < len(elements) and not isinstance(
-                        elements[binding.tuple_index], cst.StarredElement
-                    ):
-                        yield elements[binding.tuple_index].value, scope, binding
-                        continue
-                    yield None, scope, binding
-                    continue
-                yield value, scope, binding
-
-    def _qualified(self, expression: cst.BaseExpression, function: Function) -> str | None:
-        return self.context.imports.qualified_name(expression, function.scope)
-
-    def _is_optimizer(self, key: str, function: Function, before: int | None, depth: int) -> bool:
-        """Every binding of `key` makes an optimizer: a `torch.optim` class (or one of an
-        optimizer library), or `accelerator.prepare(...)` of one. A parameter, or a value
-        lintml cannot read (a factory, a wrapper), is not known to be one."""
-        if depth > _MAX_DEPTH:
-            return False
-        found = False
-        for value, scope, binding in self._bound_values(key, function):
-            if binding is not None and before is not None and binding.order >= before:
-                continue
-            if not (isinstance(value, cst.Call) and self._makes_optimizer(value, binding, scope, depth)):
-                return False
-            found = True
-        return found
-
-    def _makes_optimizer(self, call: cst.Call, binding, scope: Function, depth: int) -> bool:
-        qualified = self._qualified(call.func, scope)
-        if qualified is not None:
-            last = qualified.rsplit(".", 1)[-1]
-            if any(part in qualified for part in _NOT_OPTIMIZER):
-                return False
-            if qualified.startswith("torch.optim.") or _OPTIMIZER_CLASS.search(last):
-                return not self.context.models.file_class(last)
-            return False
-        func = call.func
-        if isinstance(func, cst.Attribute) and func.attr.value == "prepare":
-            # `model, optimizer, loader = accelerator.prepare(model, optimizer, loader)`
-            positional = [arg for arg in call.args if arg.keyword is None]
-            if any(arg.star for arg in positional):
-                return False
-            index = binding.tuple_index if binding.tuple_index is not None else 0
-            if index >= len(positional) or (binding.tuple_index is None and len(positional) != 1):
-                return False
-            inner = scope.key(positional[index].value)
-            return inner is not None and self._is_optimizer(inner, scope, binding.order, depth + 1)
-        return False
-
-    # -- what the loop zeroes --------------------------------------------------------
+        # -- what the loop zeroes --------------------------------------------------------
 
     def _scan(self, function: Function, start: int, end: int, node: cst.CSTNode, found: _Zeroing, depth: int) -> None:
         """Record what the code of `function` between `start` and `end` (the subtree of
@@ -188,7 +97,7 @@ class MissingZeroGrad(Check):
                 continue
             func = call.node.func
             if call.method == "zero_grad" and isinstance(func, cst.Attribute):
-                found.zeroed.add(_module_key(func.value, function) or _UNIVERSAL)
+                found.zeroed.add(module_key(func.value, function) or _UNIVERSAL)
                 continue
             if call.method in _GRAD_CLEARING and isinstance(func, cst.Attribute) and _names_grad(func.value):
                 found.zeroed.add(self._parameters_owner(call.node, function))
@@ -213,7 +122,7 @@ class MissingZeroGrad(Check):
                 closure = self._function_named(arg.value, function)
                 if closure is not None and depth < _MAX_DEPTH:
                     self._scan(closure, 0, closure.end, closure.node, found, depth + 1)
-        for descendant in _descendants(node):
+        for descendant in descendants(node):
             if isinstance(descendant, cst.FunctionDef) and descendant is not node:
                 continue
             targets: list[cst.BaseExpression] = []
@@ -259,7 +168,7 @@ class MissingZeroGrad(Check):
         base = key.split(".", 1)[0]
         if base in callee.params and base != callee.self_name:
             argument = self.context.callgraph.argument(call, callee, base)
-            mapped = _module_key(argument, caller) if argument is not None else None
+            mapped = module_key(argument, caller) if argument is not None else None
             return mapped if mapped is not None else _UNIVERSAL
         if key == "self" or key.startswith("self."):
             return key if call.via_self else _UNIVERSAL
@@ -278,7 +187,7 @@ class MissingZeroGrad(Check):
                 and isinstance(iterable.func, cst.Attribute)
                 and iterable.func.attr.value in ("parameters", "named_parameters")
             ):
-                return _module_key(iterable.func.value, function) or _UNIVERSAL
+                return module_key(iterable.func.value, function) or _UNIVERSAL
             break
         return _UNIVERSAL
 
@@ -291,12 +200,12 @@ class MissingZeroGrad(Check):
         does."""
         if _UNIVERSAL in zeroed or optimizer in zeroed:
             return True
-        owners = _parameter_owners(self, optimizer, function, 0)
+        owners = self.context.optimizers.parameter_owners(optimizer, function, 0)
         others: set[str] = set()
         for other in stepped - {optimizer}:
-            others |= _parameter_owners(self, other, function, 0)
+            others |= self.context.optimizers.parameter_owners(other, function, 0)
         for key in zeroed:
-            if key in stepped or self._is_optimizer(key, function, None, 0):
+            if key in stepped or self.context.optimizers.is_optimizer(key, function, None, 0):
                 continue  # another optimizer's `zero_grad`
             if key in owners or not owners:
                 return True

@@ -9,7 +9,7 @@ import libcst as cst
 from lintml.analysis.context import LIGHTNING_TRAIN_HOOKS, TrainingLoop
 from lintml.analysis.imports import dotted_name
 from lintml.analysis.models import QUANTIZATION_MODULES, Mode
-from lintml.analysis.program import Call, Class, Function, Loop, Site, chain_base
+from lintml.analysis.program import Call, Class, Function, Loop, Site
 from lintml.checks.base import Anchor, Check, NodeEdit, NodeFix, insert_after, insert_line_before
 from lintml.checks.gradients import MODEL_TRIGGERS
 from lintml.findings import Applicability
@@ -347,7 +347,7 @@ def _optimized_models(check: Check, loop: TrainingLoop, function: Function) -> s
     for step in loop.step_calls:
         # `optimizer.step()`, or `scaler.step(optimizer)` with a GradScaler
         names = [step.receiver_key, *(function.key(arg.value) for arg in step.node.args[:1])]
-        owners = [_parameter_owners(check, name, function, 0) for name in names if name is not None]
+        owners = [check.context.optimizers.parameter_owners(name, function) for name in names if name is not None]
         keys = {key for key in next((found for found in owners if found), set()) if models.is_model(key, function)}
         if not keys:
             return None
@@ -355,50 +355,7 @@ def _optimized_models(check: Check, loop: TrainingLoop, function: Function) -> s
     return optimized
 
 
-def _parameter_owners(check: Check, name: str, function: Function, depth: int) -> set[str]:
-    """Whose `.parameters()` / `.named_parameters()` the values bound to `name` are
-    built from: `AdamW(model.parameters())`, parameter groups, a list bound first."""
-    if depth > 2:
-        return set()
-    if name.startswith("self."):
-        scopes = list(function.cls.methods.values()) if function.cls is not None else [function]
-    else:
-        scopes = [check.context.models.owner_of(name, function)]
-    owners: set[str] = set()
-    for scope in scopes:
-        for binding in scope.bindings.get(name, []):
-            for node in _descendants(binding.value) if binding.value is not None else ():
-                if (
-                    isinstance(node, cst.Call)
-                    and isinstance(node.func, cst.Attribute)
-                    and node.func.attr.value in ("parameters", "named_parameters")
-                ):
-                    key = _module_key(node.func.value, scope)
-                    if key is not None:
-                        owners.add(key)
-                elif isinstance(node, cst.Name) and node.value != name and node.value in scope.bindings:
-                    owners |= _parameter_owners(check, node.value, scope, depth + 1)
-    return owners
 
-
-def _module_key(expression: cst.BaseExpression, function: Function) -> str | None:
-    """`model` for `model.encoder.layer[0]` or `model.module`: whose submodule it is."""
-    while True:
-        expression = chain_base(expression)
-        key = function.key(expression)
-        if key is not None:
-            return key
-        if not isinstance(expression, (cst.Attribute, cst.Subscript)):
-            return None
-        expression = expression.value
-
-
-def _descendants(node: cst.CSTNode):
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        yield current
-        stack.extend(current.children)
 
 
 # -- where execution goes after an eval switch -----------------------------------------

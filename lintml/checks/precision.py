@@ -9,7 +9,6 @@ import libcst as cst
 from lintml.analysis.devices import CPU, Devices
 from lintml.analysis.program import Function, chain_base
 from lintml.checks.base import Check
-from lintml.checks.hygiene import MissingZeroGrad
 
 HALF_DTYPES = frozenset({"torch.float16", "torch.half", "torch.bfloat16"})
 SET_DEFAULT_DTYPE = "torch.set_default_dtype"
@@ -349,8 +348,8 @@ class Fp16WeightsTrained(_Float16):
                 if training.loop.parent is not None:
                     continue
                 for step in training.step_calls:
-                    optimizer = MissingZeroGrad._stepped_optimizer(self, step, function)
-                    if optimizer is None or not MissingZeroGrad._is_optimizer(self, optimizer, function, None, 0):
+                    optimizer = self.context.optimizers.stepped_optimizer(step, function)
+                    if optimizer is None or not self.context.optimizers.is_optimizer(optimizer, function, None, 0):
                         continue
                     for model in self._trained_models(optimizer, function):
                         conversion = self._float16_state(model, function, training.loop.start, by_node)
@@ -367,12 +366,6 @@ class Fp16WeightsTrained(_Float16):
                             "`torch.autocast` (bfloat16, or float16 with a GradScaler)",
                         )
 
-    # the optimizer machinery of LML501
-    _bound_values = MissingZeroGrad._bound_values
-    _qualified = MissingZeroGrad._qualified
-    _is_optimizer = MissingZeroGrad._is_optimizer
-    _makes_optimizer = MissingZeroGrad._makes_optimizer
-    _is_scaler = MissingZeroGrad._is_scaler
 
     def _trained_models(self, optimizer: str, function: Function) -> list[str]:
         """The models whose whole `.parameters()` every binding of `optimizer` is built
@@ -380,7 +373,7 @@ class Fp16WeightsTrained(_Float16):
         parameters (`[p for p in ... if p.requires_grad]`), groups and master copies
         are not read."""
         models: list[str] = []
-        values = list(self._bound_values(optimizer, function))
+        values = list(self.context.optimizers.bound_values(optimizer, function))
         if not values:
             return models
         for value, scope, _ in values:

@@ -1,0 +1,145 @@
+"""Optimizers: which names are optimizers, what a `.step()` steps, and whose
+parameters an optimizer holds. Asked by the loop rules (LML202, LML203, LML501) and the
+precision rules (LML403)."""
+
+from __future__ import annotations
+
+import re
+
+import libcst as cst
+
+from lintml.analysis.imports import ImportTable
+from lintml.analysis.models import Models
+from lintml.analysis.program import Call, Function, chain_base
+from lintml.analysis.walk import descendants
+
+# What a class named in `torch.optim` or imported from an optimizer library is called.
+_OPTIMIZER_CLASS = re.compile(
+    r"(Adam|SGD|RMSprop|Adagrad|Adadelta|Adamax|LBFGS|Lion|Adafactor|Lamb|LAMB|Rprop|ASGD|Optimizer|Sophia|Muon"
+    r"|Shampoo|Lars|LARS|Novograd|NovoGrad|Prodigy|Yogi|Adan|Ranger|Lookahead)"
+)
+_NOT_OPTIMIZER = ("lr_scheduler", "swa_utils", "Scheduler", "GradScaler", "tensorflow", "keras", "optax", "jax")
+_MAX_DEPTH = 3
+
+
+def module_key(expression: cst.BaseExpression, function: Function) -> str | None:
+    """`model` for `model.encoder.layer[0]` or `model.module`: whose submodule it is."""
+    while True:
+        expression = chain_base(expression)
+        key = function.key(expression)
+        if key is not None:
+            return key
+        if not isinstance(expression, (cst.Attribute, cst.Subscript)):
+            return None
+        expression = expression.value
+
+
+class Optimizers:
+    def __init__(self, models: Models, imports: ImportTable) -> None:
+        self.models = models
+        self.imports = imports
+
+    def stepped_optimizer(self, step: Call, function: Function) -> str | None:
+        """`optimizer` for `optimizer.step()` and for `scaler.step(optimizer)`."""
+        func = step.node.func
+        if not isinstance(func, cst.Attribute):
+            return None
+        receiver = function.key(func.value)
+        if receiver is None:
+            return None
+        if step.node.args and self.is_scaler(receiver, function):
+            return function.key(step.node.args[0].value)
+        return receiver
+
+    def is_scaler(self, key: str, function: Function) -> bool:
+        if "scaler" in key.lower():
+            return True
+        return any(
+            isinstance(value, cst.Call) and (self.imports.qualified_name(value.func, scope.scope) or "").endswith("GradScaler")
+            for value, scope, _ in self.bound_values(key, function)
+        )
+
+    def bound_values(self, key: str, function: Function):
+        """(value, function, binding) of every binding of `key` visible in `function`;
+        a value of None for a parameter or a binding without a value."""
+        if key.startswith("self."):
+            scopes = list(function.cls.methods.values()) if function.cls is not None else [function]
+        else:
+            scopes = [self.models.owner_of(key, function)]
+        for scope in scopes:
+            if key in scope.params:
+                yield None, scope, None
+            for binding in scope.bindings.get(key, []):
+                value = binding.value
+                if isinstance(value, (cst.Tuple, cst.List)) and binding.tuple_index is not None:
+                    elements = value.elements
+                    if binding.tuple_index < len(elements) and not isinstance(
+                        elements[binding.tuple_index], cst.StarredElement
+                    ):
+                        yield elements[binding.tuple_index].value, scope, binding
+                        continue
+                    yield None, scope, binding
+                    continue
+                yield value, scope, binding
+
+    def is_optimizer(self, key: str, function: Function, before: int | None, depth: int) -> bool:
+        """Every binding of `key` makes an optimizer: a `torch.optim` class (or one of an
+        optimizer library), or `accelerator.prepare(...)` of one. A parameter, or a value
+        lintml cannot read (a factory, a wrapper), is not known to be one."""
+        if depth > _MAX_DEPTH:
+            return False
+        found = False
+        for value, scope, binding in self.bound_values(key, function):
+            if binding is not None and before is not None and binding.order >= before:
+                continue
+            if not (isinstance(value, cst.Call) and self._makes_optimizer(value, binding, scope, depth)):
+                return False
+            found = True
+        return found
+
+    def _makes_optimizer(self, call: cst.Call, binding, scope: Function, depth: int) -> bool:
+        qualified = self.imports.qualified_name(call.func, scope.scope)
+        if qualified is not None:
+            last = qualified.rsplit(".", 1)[-1]
+            if any(part in qualified for part in _NOT_OPTIMIZER):
+                return False
+            if qualified.startswith("torch.optim.") or _OPTIMIZER_CLASS.search(last):
+                return not self.models.file_class(last)
+            return False
+        func = call.func
+        if isinstance(func, cst.Attribute) and func.attr.value == "prepare":
+            # `model, optimizer, loader = accelerator.prepare(model, optimizer, loader)`
+            positional = [arg for arg in call.args if arg.keyword is None]
+            if any(arg.star for arg in positional):
+                return False
+            index = binding.tuple_index if binding.tuple_index is not None else 0
+            if index >= len(positional) or (binding.tuple_index is None and len(positional) != 1):
+                return False
+            inner = scope.key(positional[index].value)
+            return inner is not None and self.is_optimizer(inner, scope, binding.order, depth + 1)
+        return False
+
+    def parameter_owners(self, name: str, function: Function, depth: int = 0) -> set[str]:
+        """Whose `.parameters()` / `.named_parameters()` the values bound to `name` are
+        built from: `AdamW(model.parameters())`, parameter groups, a list bound first."""
+        if depth > 2:
+            return set()
+        if name.startswith("self."):
+            scopes = list(function.cls.methods.values()) if function.cls is not None else [function]
+        else:
+            scopes = [self.models.owner_of(name, function)]
+        owners: set[str] = set()
+        for scope in scopes:
+            for binding in scope.bindings.get(name, []):
+                for node in descendants(binding.value) if binding.value is not None else ():
+                    if (
+                        isinstance(node, cst.Call)
+                        and isinstance(node.func, cst.Attribute)
+                        and node.func.attr.value in ("parameters", "named_parameters")
+                    ):
+                        key = module_key(node.func.value, scope)
+                        if key is not None:
+                            owners.add(key)
+                    elif isinstance(node, cst.Name) and node.value != name and node.value in scope.bindings:
+                        owners |= self.parameter_owners(node.value, scope, depth + 1)
+        return owners
