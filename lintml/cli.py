@@ -1,4 +1,4 @@
-"""`lintml check | rules | explain`: the command line."""
+"""`lintml check | rules | explain | verify`: the command line."""
 
 from __future__ import annotations
 
@@ -49,6 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     explain = commands.add_parser("explain", help="print a rule's page")
     explain.add_argument("code")
+
+    verify = commands.add_parser(
+        "verify",
+        help="run a script under the runtime checker and confirm or refute its static findings",
+        description="Run SCRIPT as `python SCRIPT ARGS...` would, watched by the runtime probes, "
+        "then print each static finding of the script and of the local modules it imported as "
+        "confirmed, refuted, not exercised or without a runtime probe. Exit 1 when something was "
+        "confirmed, 0 otherwise, 2 when the script failed.",
+    )
+    verify.add_argument("--output-format", choices=("text", "json"), default="text")
+    verify.add_argument("--probes", type=_codes, help="only these runtime probes (codes), e.g. LML101,LML201")
+    verify.add_argument("script", help="the Python script to run")
+    verify.add_argument("script_args", nargs=argparse.REMAINDER, help="its arguments, passed on verbatim")
     return parser
 
 
@@ -62,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             return _rules(args)
         if args.command == "explain":
             return _explain(args)
+        if args.command == "verify":
+            return _verify(args)
         parser.print_help()
         return EXIT_ERROR
     except UsageError as error:
@@ -260,3 +275,33 @@ def _explain(args) -> int:
     text = rule_page.text.split("\n---\n", 1)[1] if rule_page.text.startswith("---\n") else rule_page.text
     sys.stdout.write(text.lstrip("\n"))
     return EXIT_CLEAN
+
+
+def _verify(args) -> int:
+    import json
+
+    script = Path(args.script)
+    if not script.is_file():
+        raise UsageError(f"{args.script}: no such file")
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise UsageError("`lintml verify` needs PyTorch: pip install 'lintml[runtime]'") from None
+    from lintml.runtime.probes import ALL_CODES
+    from lintml.runtime.verify import verify
+
+    if args.probes:
+        unknown = sorted({c.upper() for c in args.probes} - set(ALL_CODES))
+        if unknown:
+            raise UsageError(f"no runtime probe for {', '.join(unknown)} (probes: {', '.join(ALL_CODES)})")
+    result = verify(script, args.script_args, codes=args.probes)
+    sys.stdout.flush()
+    if result.run.error:
+        print(result.run.error.rstrip(), file=sys.stderr)
+    elif result.run.failed:
+        print(f"lintml verify: {args.script} exited with status {result.run.exit_status}", file=sys.stderr)
+    if args.output_format == "json":
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print(result.render())
+    return result.exit_code
