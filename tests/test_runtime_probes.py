@@ -341,3 +341,13 @@ model(torch.randn(2, 8))  # [call]
 """
     w, _ = run_watched(tmp_path, source, codes=["LML201"], device="cpu")
     assert {o.code for o in w.observations} == {"LML201"}
+
+
+def test_lml101_refutes_a_frozen_model_that_saves_nothing(tmp_path):
+    source = """
+import torch
+model = torch.nn.Linear(4, 4).eval().requires_grad_(False)
+out = model(torch.randn(2, 4))  # [frozen]
+"""
+    w, _ = run_watched(tmp_path, source)
+    assert (marks(source)["frozen"], "LML101", "refuted") in verdicts(w)

@@ -183,6 +183,9 @@ class GraphProbe(Probe):
             if trace.piled:
                 hit = (not trace.used) or trace.used_before_pile
                 self.tally("LML102", site, hit, maxes={"graphs_alive": trace.piled + 1, "bytes_held": trace.pile_bytes})
+        else:
+            # grad on but nothing saved for backward (frozen parameters, no grad inputs)
+            self.tally("LML101", site, False)
         if inference and trace.model_training is not None:
             training = trace.training_modules
             if trace.model_training and training:

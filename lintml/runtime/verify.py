@@ -11,7 +11,7 @@ Confirmed observations that no finding predicted are listed after them.
 Where a probe can see the rule's condition: the forward itself for LML101/201/303, the
 backward for LML402, the clip for LML406, exactly at the finding's line; an optimizer
 step or a forward in the same loop for LML102/202/501 (the finding points at the
-accumulation, the `eval()` call, the loop); in the same function for LML203; anywhere in
+accumulation, the `eval()` call, the loop); in the same loop or function for LML203; anywhere in
 the file for LML301/401/403, whose findings point at a configuration line (the
 `use_cache=False`, the `.half()`) rather than at the call that pays for it.
 """
