@@ -217,9 +217,13 @@ class GraphProbe(Probe):
             alive = int(tally.maxes.get("graphs_alive", 0))
             held = tally.maxes.get("bytes_held", 0)
             evidence = {"graphs_alive": alive, "bytes_held": held}
+            held_text = (
+                f"{format_bytes(held)} of saved tensors held" if held
+                else "a backward freed their saved tensors, their autograd nodes stay"
+            )
             return (
                 f"up to {alive} autograd graphs from this forward were alive at once across iterations "
-                f"({format_bytes(held)} of saved tensors held; kept by a value that outlives the iteration)",
+                f"({held_text}; kept by a value that outlives the iteration)",
                 evidence,
             )
         # LML201

@@ -120,9 +120,11 @@ def _pack(tensor):
     if trace is not None:
         trace.saved_count += 1
         # a parameter (or a view of one, like a Linear's `weight.t()`) costs nothing extra
-        base = tensor._base if tensor._is_view() else tensor
+        base = tensor._base
+        if base is None:
+            base = tensor
         if not (base.requires_grad and base.is_leaf):
-            trace.saved_bytes += tensor.numel() * tensor.element_size()
+            trace.saved_bytes += tensor.nbytes
     return tensor.detach()
 
 
@@ -171,19 +173,31 @@ def _input_shape(args, kwargs):
     return length, batch, cached
 
 
+_param_lists: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _param_list(model) -> list:
+    """A model's parameters, memoised: walking the module tree on every call of a
+    decoding loop costs more than the rest of the bookkeeping together."""
+    params = _param_lists.get(model)
+    if params is None:
+        params = _param_lists[model] = list(model.parameters())
+    return params
+
+
 def _half_params(model):
     count = 0
     device = None
-    for p in model.parameters():
+    params = _param_list(model)
+    for p in params:
         if p.dtype == torch.float16:
             count += 1
             if device is None:
                 device = p.device.type
     if device is None:
-        first = next(model.parameters(), None)
-        if first is None:
+        if not params:
             return None
-        device = first.device.type
+        device = params[0].device.type
     return count, device
 
 
@@ -566,7 +580,7 @@ class Watch(contextlib.ContextDecorator):
                     fp16 = _tls.fp16_models = []
                 if not any(r() is module for r in fp16):
                     fp16.append(weakref.ref(module))
-        if trace.grad:
+        if trace.grad and _param_list(module):
             self._models.add(module)
         if self._wants_modes and trace.model_training is None and self._modes.dependent(module) is not None:
             trace.model_training = module.training
