@@ -60,11 +60,16 @@ class Probe:
     def tally(self, code: str, site: Site | None, hit: bool, **data) -> None:
         if site is None or code not in self.watch._enabled:
             return
+        key = (code, site)
         with self.watch._lock:
-            tally = self.tallies.get((code, site))
+            tally = self.tallies.get(key)
             if tally is None:
-                tally = self.tallies[(code, site)] = Tally()
-            tally.add(hit, **data)
+                tally = self.tallies[key] = Tally()
+            if data:
+                tally.add(hit, **data)
+            else:  # the common case, a refutation: no figures to merge
+                tally.checked += 1
+                tally.hits += hit
 
     def observations(self) -> list[Observation]:
         result = []

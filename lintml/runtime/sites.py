@@ -12,14 +12,16 @@ import importlib.util
 import os
 import sys
 import sysconfig
-from dataclasses import dataclass
+from typing import NamedTuple
 
 #: packages whose frames are never a call site (the issue's list, plus lintml itself)
 INTERNAL_PACKAGES = ("torch", "transformers", "accelerate", "lintml")
 
 
-@dataclass(frozen=True)
-class Site:
+class Site(NamedTuple):
+    """A call site. A named tuple: sites are dictionary keys on every model call, and a
+    tuple hashes in C."""
+
     filename: str  # absolute path, as the code object names it
     line: int
     function: str

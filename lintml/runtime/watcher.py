@@ -33,12 +33,21 @@ from lintml.runtime import probes as probes_module
 from lintml.runtime.observations import Observation
 from lintml.runtime.sites import Site, SiteFinder
 
-_tls = threading.local()
+class _ThreadState(threading.local):
+    depth = 0  # 1 while this thread is inside an outermost module call
+    trace = None  # the Trace whose saved tensors are being counted
+    fp16_models = None
+    autocast_seen = False
+    forwards_seen = False
+
+
+_tls = _ThreadState()
 _install_lock = threading.RLock()
 _active: list["Watch"] = []
 _undo: list = []
 _ORIG_CALL = nn.Module.__call__
 _finder: SiteFinder | None = None
+_INLINE = False
 _scaled_losses: "weakref.WeakSet[torch.Tensor]" = weakref.WeakSet()
 _scaler_state: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _graph_task_id = getattr(torch._C, "_current_graph_task_id", None)
@@ -116,7 +125,7 @@ class Trace:
 
 
 def _pack(tensor):
-    trace = getattr(_tls, "trace", None)
+    trace = _tls.trace
     if trace is not None:
         trace.saved_count += 1
         # a parameter (or a view of one, like a Linear's `weight.t()`) costs nothing extra
@@ -228,23 +237,25 @@ def _outermost_call(module, args, kwargs):
                 for watch in watchers:
                     watch._forward_start(trace, module, args, kwargs)
                 if grad and any(w._wants_graph for w in watchers) and not _compiled(module):
-                    if torch._C._autograd._top_saved_tensors_default_hooks(False) is None:
-                        hooks = torch.autograd.graph.saved_tensors_hooks(_pack, _unpack)
-                        hooks.__enter__()
+                    # only where no other saved-tensor hooks (activation offloading,
+                    # checkpointing) are active: ours would replace theirs
+                    if _top_hooks(False) is None and _hooks_enabled():
+                        _push_hooks(_pack, _unpack)
+                        hooks = True
                         tls.trace = trace
         except Exception as error:  # never let lintml break the user's call
             _internal_error("model-call bookkeeping", error)
             trace = None
-            if hooks is not None:
+            if hooks:
                 tls.trace = None
-                hooks.__exit__(None, None, None)
+                _pop_hooks()
                 hooks = None
         try:
             output = _ORIG_CALL(module, *args, **kwargs)
         finally:
-            if hooks is not None:
+            if hooks:
                 tls.trace = None
-                hooks.__exit__(None, None, None)
+                _pop_hooks()
     finally:
         tls.depth = 0
     if trace is not None:
@@ -255,8 +266,18 @@ def _outermost_call(module, args, kwargs):
     return output
 
 
+_top_hooks = torch._C._autograd._top_saved_tensors_default_hooks
+_push_hooks = torch._C._autograd._push_saved_tensors_default_hooks
+_pop_hooks = torch._C._autograd._pop_saved_tensors_default_hooks
+_hooks_enabled = torch._C._autograd._saved_tensors_hooks_is_enabled
+_is_compiling = torch.compiler.is_compiling
+
+
 def _compiled(module) -> bool:
-    return hasattr(module, "_orig_mod") or torch.compiler.is_compiling()
+    """A `torch.compile`d module (dynamo's OptimizedModule, named rather than imported:
+    importing dynamo takes seconds), or a call made while compiling: saved-tensor hooks
+    there would change what dynamo traces."""
+    return type(module).__name__ == "OptimizedModule" or _is_compiling()
 
 
 def _forward_end(trace, output) -> None:
@@ -276,9 +297,37 @@ def _forward_end(trace, output) -> None:
 
 
 def _patched_call(self, *args, **kwargs):
-    if not _active or getattr(_tls, "depth", 0):
+    if _tls.depth or not _active:
+        # what `Module._wrapped_call_impl` does, without a frame of ours in between:
+        # submodule calls are most calls, and cost the same as without the watch
+        compiled = self._compiled_call_impl
+        if compiled is not None:
+            return compiled(*args, **kwargs)
+        return self._call_impl(*args, **kwargs)
+    return _outermost_call(self, args, kwargs)
+
+
+def _plain_patched_call(self, *args, **kwargs):
+    if _tls.depth or not _active:
         return _ORIG_CALL(self, *args, **kwargs)
     return _outermost_call(self, args, kwargs)
+
+
+def _inlines_wrapped_call() -> bool:
+    """Whether `_patched_call` may inline `_wrapped_call_impl` on this torch: only when
+    it is the two-way dispatch it was written against."""
+    import inspect
+
+    try:
+        source = inspect.getsource(_ORIG_CALL)
+    except (OSError, TypeError):
+        return False
+    return (
+        _ORIG_CALL.__name__ == "_wrapped_call_impl"
+        and "self._compiled_call_impl(*args, **kwargs)" in source
+        and "self._call_impl(*args, **kwargs)" in source
+        and source.count("return") == 2
+    )
 
 
 def _internal_error(what: str, error: BaseException) -> None:
@@ -310,9 +359,9 @@ def _wrap_backward(original):
             site, _ = _finder.find(1)
             roots = tensors if isinstance(tensors, (tuple, list)) else (tensors,)
             scaled = any(isinstance(t, torch.Tensor) and t in _scaled_losses for t in roots)
-            fp16 = getattr(_tls, "fp16_models", None) or []
+            fp16 = _tls.fp16_models or []
             event = BackwardEvent(site, scaled, [m for m in (r() for r in fp16) if m is not None],
-                                  getattr(_tls, "autocast_seen", False), getattr(_tls, "forwards_seen", False))
+                                  _tls.autocast_seen, _tls.forwards_seen)
             _tls.fp16_models = []
             _tls.autocast_seen = False
             _tls.forwards_seen = False
@@ -463,11 +512,12 @@ def _patch(owner, name, make) -> None:
 
 
 def _install() -> None:
-    global _finder
+    global _finder, _INLINE
     if _finder is None:
         _finder = SiteFinder()
+        _INLINE = _inlines_wrapped_call()
     try:
-        nn.Module.__call__ = _patched_call
+        nn.Module.__call__ = _patched_call if _INLINE else _plain_patched_call
         _undo.append(lambda: setattr(nn.Module, "__call__", _ORIG_CALL))
         _undo.append(register_optimizer_step_pre_hook(_step_pre_hook).remove)
         _undo.append(register_optimizer_step_post_hook(_step_post_hook).remove)
@@ -534,6 +584,7 @@ class Watch(contextlib.ContextDecorator):
         self._zero_marks: dict[int, int] = {}
         self._live: set = set()
         self._disabled: dict[str, str] = {}
+        self._by_event: dict[str, list] = {}
         self._depth = 0
         self._closed = False
         self._observations: list[Observation] | None = None
@@ -575,7 +626,7 @@ class Watch(contextlib.ContextDecorator):
         if dtype is not None:
             _tls.autocast_seen = True
             if dtype == torch.float16 and trace.grad:
-                fp16 = getattr(_tls, "fp16_models", None)
+                fp16 = _tls.fp16_models
                 if fp16 is None:
                     fp16 = _tls.fp16_models = []
                 if not any(r() is module for r in fp16):
@@ -614,21 +665,32 @@ class Watch(contextlib.ContextDecorator):
     def _next_seq(self) -> int:
         return _next_seq()
 
+    def _handlers(self, event: str) -> list:
+        """The probes that handle `event` (those that override the base no-op)."""
+        handlers = self._by_event.get(event)
+        if handlers is None:
+            base = getattr(probes_module.Probe, event)
+            handlers = self._by_event[event] = [
+                (probe, getattr(probe, event)) for probe in self._probes
+                if getattr(type(probe), event) is not base and type(probe).__name__ not in self._disabled
+            ]
+        return handlers
+
     def _dispatch(self, event: str, *args) -> None:
         if self._closed:
             return
-        for probe in self._probes:
-            name = type(probe).__name__
-            if name in self._disabled:
-                continue
+        for probe, handler in self._handlers(event):
             try:
-                getattr(probe, event)(*args)
+                handler(*args)
             except Exception as error:
                 self._disable(probe, error)
 
     def _disable(self, probe, error: BaseException) -> None:
         name = type(probe).__name__
+        if name in self._disabled:
+            return
         self._disabled[name] = f"{type(error).__name__}: {error}"
+        self._by_event.clear()
         warnings.warn(
             f"lintml.runtime: the {'/'.join(probe.codes)} probe failed ({type(error).__name__}: {error}) "
             "and is disabled for the rest of this watch",
