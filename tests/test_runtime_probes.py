@@ -351,3 +351,33 @@ out = model(torch.randn(2, 4))  # [frozen]
 """
     w, _ = run_watched(tmp_path, source)
     assert (marks(source)["frozen"], "LML101", "refuted") in verdicts(w)
+
+
+def test_lml102_keeps_a_loss_module_on_the_same_line_apart(tmp_path):
+    # `loss_fn(model(x), y)`: two module calls on one line, each keeping one graph until
+    # `loss` is rebound; that is not graphs piling up
+    source = MLP + """
+loss_fn = torch.nn.CrossEntropyLoss()
+for _ in range(5):
+    opt.zero_grad()
+    loss = loss_fn(model(torch.randn(4, 8)), torch.tensor([0, 1, 0, 1]))  # [both]
+    loss.backward()
+    opt.step()
+"""
+    w, _ = run_watched(tmp_path, source, device="cpu")
+    assert not [o for o in w.observations if o.code == "LML102"]
+
+
+def test_lml303_needs_the_same_prefix_not_just_one_more_token(tmp_path):
+    # scoring answers of 3, 4 and 5 tokens after one context: lengths grow by one,
+    # but nothing is being decoded
+    source = """
+import torch
+model = tiny_gpt2().eval()
+context = [5, 6, 7]
+with torch.no_grad():
+    for answer in ([9, 10, 11], [12, 13, 14, 15], [16, 17, 18, 19, 20]):
+        model(torch.tensor([context + answer])).logits  # [score]
+"""
+    w, _ = run_watched(tmp_path, source, tiny_gpt2=tiny_gpt2)
+    assert not [o for o in w.observations if o.code in ("LML301", "LML303")]

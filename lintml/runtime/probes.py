@@ -143,11 +143,13 @@ class GraphProbe(Probe):
 
     def __init__(self, watch) -> None:
         super().__init__(watch)
-        self.live: dict[Site, set] = {}  # graphs from each site still alive
+        # graphs still alive, per (site, model): a loss module called on the same line as
+        # the model (`loss_fn(model(x), y)`) keeps graphs of its own
+        self.live: dict[tuple, set] = {}
 
     def forward_start(self, trace) -> None:
         if trace.grad and trace.site is not None:
-            older = self.live.get(trace.site)
+            older = self.live.get((trace.site, trace.model_id))
             if older and len(older) >= 2:
                 held = 0
                 for other in older:
@@ -161,11 +163,11 @@ class GraphProbe(Probe):
 
     def track(self, trace) -> None:
         """Called by the watch when a graph outlives its forward."""
-        self.live.setdefault(trace.site, set()).add(trace)
+        self.live.setdefault((trace.site, trace.model_id), set()).add(trace)
 
     def settled(self, trace) -> None:
         site = trace.site
-        live = self.live.get(site)
+        live = self.live.get((site, trace.model_id))
         if live is not None:
             live.discard(trace)
         inference = False
@@ -389,6 +391,7 @@ class StepProbe(Probe):
 
 @dataclass
 class _Decode:
+    last_ids: object = None  # the previous call's token ids (None for embeddings)
     last_len: int = -1
     batch: int = -1
     growth: int = 0
@@ -416,13 +419,25 @@ class DecodeProbe(Probe):
         if run is None or batch != run.batch:
             run = self.runs[key] = _Decode(batch=batch)
         run.forwards += 1
+        ids = trace.input_ids
         if run.last_len >= 0:
-            if length == run.last_len + 1 and not cached:
+            if length == run.last_len + 1 and not cached and self._extends(ids, run.last_ids):
                 run.growth += 1
                 run.recomputed += run.last_len
             elif cached and length < run.last_len + 1:
                 run.cached_steps += 1
         run.last_len = length
+        run.last_ids = ids
+
+    @staticmethod
+    def _extends(ids, previous) -> bool:
+        """The new input is the previous one plus one position (not, say, the next of
+        several candidate answers that happens to be one token longer)."""
+        if ids is None or previous is None:
+            return ids is None and previous is None  # embeddings: the length is all we see
+        if ids.shape[:-1] != previous.shape[:-1] or ids.device != previous.device:
+            return False
+        return torch.equal(ids[..., :-1], previous)
 
     def finish(self) -> None:
         for (_, _, site, via_generate), run in self.runs.items():

@@ -84,7 +84,7 @@ class Trace:
         "site", "via_generate", "thread", "model_id", "grad", "saved_bytes", "saved_count",
         "graph", "used", "used_before_pile", "piled", "pile_bytes", "pile_count", "node_ref",
         "settled", "at_exit", "watchers", "model_training", "training_modules", "input_len",
-        "batch", "cached", "half_params", "__weakref__",
+        "batch", "cached", "input_ids", "half_params", "__weakref__",
     )
 
     def __init__(self, site, via_generate, model, grad, watchers) -> None:
@@ -110,6 +110,7 @@ class Trace:
         self.input_len = None
         self.batch = -1
         self.cached = False
+        self.input_ids = None
         self.half_params = None
 
     def graph_freed(self, _ref=None) -> None:
@@ -157,7 +158,8 @@ def _output_nodes(output, found: list, depth: int = 0) -> None:
 
 
 def _input_shape(args, kwargs):
-    """(length, batch, a cache was passed) of a model call's token input, or None."""
+    """(length, batch, a cache was passed, the token ids or None) of a model call's
+    token input, or None."""
     ids = kwargs.get("input_ids")
     if ids is None:
         for arg in args[:2]:
@@ -168,6 +170,7 @@ def _input_shape(args, kwargs):
         length = ids.shape[-1]
         batch = ids.shape[0] if ids.dim() == 2 else 1
     else:
+        ids = None
         embeds = kwargs.get("inputs_embeds")
         if not (isinstance(embeds, torch.Tensor) and embeds.dim() == 3):
             return None
@@ -179,7 +182,7 @@ def _input_shape(args, kwargs):
             cached = cache.get_seq_length() > 0
         except Exception:  # a cache type that cannot answer: trust that it was passed
             cached = True
-    return length, batch, cached
+    return length, batch, cached, ids
 
 
 _param_lists: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -639,10 +642,11 @@ class Watch(contextlib.ContextDecorator):
         if self._wants_decode and trace.input_len is None:
             shape = _input_shape(args, kwargs)
             if shape is not None:
-                trace.input_len, trace.batch, trace.cached = shape
+                trace.input_len, trace.batch, trace.cached, trace.input_ids = shape
         if self._wants_half and trace.half_params is None:
             trace.half_params = _half_params(module)
         self._dispatch("forward_start", trace)
+        trace.input_ids = None  # the decode probe keeps what it needs; the trace may live long
 
     def _track(self, trace: Trace) -> None:
         if self._closed:
