@@ -180,3 +180,14 @@ def test_console_script_exit_codes(tmp_path):
     assert result.stdout.strip() == (
         "verify: 0 confirmed, 0 refuted, 0 not exercised, 0 without a runtime probe; 0 runtime-only observations"
     )
+
+
+def test_process_wide_torch_settings_do_not_leak_into_the_caller(tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "half.py").write_text(
+        "import torch\ntorch.set_default_dtype(torch.float16)\ntorch.set_grad_enabled(False)\n", encoding="utf-8"
+    )
+    assert main(["verify", "half.py"]) == 0
+    assert torch.get_default_dtype() == torch.float32 and torch.is_grad_enabled()

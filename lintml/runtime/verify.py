@@ -175,7 +175,9 @@ def _is_local(path: str, roots: list[str]) -> bool:
 
 def run_script(script: Path, args: list[str], watcher) -> ScriptRun:
     """Run `script` as `python script args` would, inside `watcher`; never raises for
-    what the script does (its exception becomes `ScriptRun.error`)."""
+    what the script does (its exception becomes `ScriptRun.error`). Afterwards
+    `sys.argv`, `sys.path`, `__main__`, torch's default dtype and grad mode are as they
+    were, and the script's local modules are gone from `sys.modules`."""
     path = script.resolve()
     run = ScriptRun()
     try:
@@ -190,6 +192,9 @@ def run_script(script: Path, args: list[str], watcher) -> ScriptRun:
         run.error = "".join(traceback.format_exception_only(type(error), error))
         return run
 
+    import torch
+
+    torch_state = (torch.get_default_dtype(), torch.is_grad_enabled())
     main = types.ModuleType("__main__")
     main.__dict__.update(__file__=str(path), __builtins__=builtins, __cached__=None, __spec__=None, __package__=None)
     saved_argv, saved_path, saved_main = sys.argv, list(sys.path), sys.modules.get("__main__")
@@ -211,6 +216,10 @@ def run_script(script: Path, args: list[str], watcher) -> ScriptRun:
         run.failed, run.exit_status = True, 1
         run.error = _script_traceback(error, str(path))
     finally:
+        # process-wide torch settings a script changes die with its process; in-process,
+        # put them back so that the caller (and the next script) start as they were
+        torch.set_default_dtype(torch_state[0])
+        torch.set_grad_enabled(torch_state[1])
         sys.argv = saved_argv
         sys.path[:] = saved_path
         if saved_main is not None:
