@@ -381,3 +381,20 @@ with torch.no_grad():
 """
     w, _ = run_watched(tmp_path, source, tiny_gpt2=tiny_gpt2)
     assert not [o for o in w.observations if o.code in ("LML301", "LML303")]
+
+
+def test_lml101_credits_unmeasured_calls_with_the_measured_mean(tmp_path):
+    # saved tensors are counted on the first calls of a site and then one in 64; the
+    # others are credited with the mean, so the total stays right for a steady loop
+    from lintml.runtime import watcher
+
+    source = MLP + """
+model.eval()
+for _ in range(100):
+    model(torch.randn(4, 8)).argmax(-1)  # [infer]
+"""
+    w, _ = run_watched(tmp_path, source, device="cpu")
+    (observation,) = [o for o in w.observations if o.code == "LML101"]
+    assert observation.count == 100
+    assert observation.evidence["saved_bytes"] == 100 * 640
+    assert watcher.SAMPLE_FIRST + (100 - 1) // watcher.SAMPLE_EVERY < 100  # most were not measured

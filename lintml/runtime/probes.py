@@ -114,22 +114,80 @@ def _mode_dependent(module: nn.Module) -> bool:
     return False
 
 
+class ModelInfo:
+    """What the probes memoise about one model: its parameters, its mode-dependent
+    submodules (by qualified name), its float16 census."""
+
+    __slots__ = ("ref", "params", "dependent", "half_key", "half")
+
+    def __init__(self, model: nn.Module, ref) -> None:
+        self.ref = ref
+        self.params = list(model.parameters())
+        self.dependent: list | None = None
+        self.half_key = None
+        self.half = None
+
+
 class ModeIndex:
-    """Per model: its mode-dependent submodules, by qualified name (memoised)."""
+    """Per model: memoised facts, found by `id()` in a plain dict (a WeakKeyDictionary
+    look-up costs a weak reference on every model call); an entry goes with its model."""
 
     def __init__(self) -> None:
-        self._cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._infos: dict[int, ModelInfo] = {}
+
+    def info(self, model: nn.Module) -> ModelInfo:
+        key = id(model)
+        info = self._infos.get(key)
+        if info is None or info.ref() is not model:
+            infos = self._infos
+
+            def forget(ref, key=key):
+                if infos.get(key) is not None and infos[key].ref is ref:
+                    del infos[key]
+
+            info = infos[key] = ModelInfo(model, weakref.ref(model, forget))
+        return info
+
+    def params(self, model: nn.Module) -> list:
+        return self.info(model).params
 
     def dependent(self, model: nn.Module) -> list[tuple[str, nn.Module]]:
-        found = self._cache.get(model)
+        info = self.info(model)
+        found = info.dependent
         if found is None:
-            found = [(f"{name or type(model).__name__} ({type(m).__name__})", m)
-                     for name, m in model.named_modules() if _mode_dependent(m)]
-            self._cache[model] = found
+            found = info.dependent = [
+                (f"{name or type(model).__name__} ({type(m).__name__})", m)
+                for name, m in model.named_modules() if _mode_dependent(m)
+            ]
         return found
 
     def in_mode(self, model: nn.Module, training: bool) -> list[str]:
         return [name for name, m in self.dependent(model) if m.training is training]
+
+    def half_params(self, model: nn.Module):
+        """(float16 parameters, their device type), or None for a model without
+        parameters; recounted when the first or last parameter's dtype or device
+        changes (`.half()`, `.to(...)`, `.cuda()` change them)."""
+        info = self.info(model)
+        params = info.params
+        if not params:
+            return None
+        first, last = params[0], params[-1]
+        key = (first.dtype, last.dtype, first.is_cpu, last.is_cpu)
+        if info.half_key != key:
+            count = 0
+            device = None
+            for p in params:
+                if p.dtype == torch.float16:
+                    count += 1
+                    if device is None:
+                        device = p.device.type
+            info.half = (count, device or first.device.type)
+            info.half_key = key
+        return info.half
+
+
+MODELS = ModeIndex()  # shared by every watch: the facts are the model's, not the watch's
 
 
 # -- LML101, LML102, LML201: what happened to a forward's graph --------------------
@@ -421,7 +479,7 @@ class DecodeProbe(Probe):
         run.forwards += 1
         ids = trace.input_ids
         if run.last_len >= 0:
-            if length == run.last_len + 1 and not cached and self._extends(ids, run.last_ids):
+            if length == run.last_len + 1 and self._extends(ids, run.last_ids):
                 run.growth += 1
                 run.recomputed += run.last_len
             elif cached and length < run.last_len + 1:
@@ -472,8 +530,10 @@ class HalfOnCpuProbe(Probe):
         if half is None:
             return
         count, device = half
-        self.tally("LML401", trace.site, bool(count) and device == "cpu", sums={"parameters": count},
-                   names=[device] if count else [])
+        if count and device == "cpu":
+            self.tally("LML401", trace.site, True, sums={"parameters": count})
+        else:
+            self.tally("LML401", trace.site, False)
 
     def describe(self, code, tally, confirmed):
         if not confirmed:

@@ -69,6 +69,7 @@ class SiteFinder:
         transformers = _package_dirs(("transformers",))
         self._generation = tuple(d + "generation" + os.sep for d in transformers)
         self._kind: dict[str, int] = {}  # filename -> 0 user, 1 internal, 2 generation code
+        self._sites: dict[tuple, Site] = {}  # (filename, line, function) -> Site
 
     def _classify(self, filename: str) -> int:
         if filename.startswith("<"):
@@ -94,7 +95,11 @@ class SiteFinder:
             if kind is None:
                 kind = kind_of[filename] = self._classify(filename)
             if kind == 0:
-                return Site(filename, frame.f_lineno, frame.f_code.co_name), generation
+                key = (filename, frame.f_lineno, frame.f_code.co_name)
+                site = self._sites.get(key)
+                if site is None:
+                    site = self._sites[key] = Site(*key)
+                return site, generation
             if kind == 2:
                 generation = True
             frame = frame.f_back

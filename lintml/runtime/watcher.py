@@ -42,6 +42,7 @@ class _ThreadState(threading.local):
 
 
 _tls = _ThreadState()
+_get_ident = threading.get_ident
 _install_lock = threading.RLock()
 _active: list["Watch"] = []
 _undo: list = []
@@ -78,40 +79,36 @@ class _Used:
 
 
 class Trace:
-    """What the watch learnt about one outermost model call."""
+    """What the watch learnt about one outermost model call. The class attributes are
+    the defaults; a call sets only what differs (cheaper than filling 25 slots)."""
 
-    __slots__ = (
-        "site", "via_generate", "thread", "model_id", "grad", "saved_bytes", "saved_count",
-        "graph", "used", "used_before_pile", "piled", "pile_bytes", "pile_count", "node_ref",
-        "settled", "at_exit", "watchers", "model_training", "training_modules", "input_len",
-        "batch", "cached", "input_ids", "half_params", "__weakref__",
-    )
+    saved_bytes = 0
+    saved_count = 0
+    graph = False
+    used = False
+    used_before_pile = False
+    piled = 0
+    pile_bytes = 0
+    pile_count = 0
+    node_ref = None
+    settled = False
+    at_exit = False
+    model_training = None
+    training_modules = ()
+    input_len = None
+    batch = -1
+    cached = False
+    input_ids = None
+    half_params = None
+    sampled = False  # its saved tensors were counted (else credited with the site's mean)
 
     def __init__(self, site, via_generate, model, grad, watchers) -> None:
         self.site = site
         self.via_generate = via_generate
-        self.thread = threading.get_ident()
+        self.thread = _get_ident()
         self.model_id = id(model)
         self.grad = grad
-        self.saved_bytes = 0
-        self.saved_count = 0
-        self.graph = False
-        self.used = False
-        self.used_before_pile = False
-        self.piled = 0
-        self.pile_bytes = 0
-        self.pile_count = 0
-        self.node_ref = None
-        self.settled = False
-        self.at_exit = False
         self.watchers = watchers
-        self.model_training = None
-        self.training_modules = ()
-        self.input_len = None
-        self.batch = -1
-        self.cached = False
-        self.input_ids = None
-        self.half_params = None
 
     def graph_freed(self, _ref=None) -> None:
         self.settle()
@@ -175,46 +172,20 @@ def _input_shape(args, kwargs):
         if not (isinstance(embeds, torch.Tensor) and embeds.dim() == 3):
             return None
         batch, length = embeds.shape[0], embeds.shape[1]
-    cache = kwargs.get("past_key_values", kwargs.get("past"))
-    cached = cache is not None
-    if cached and hasattr(cache, "get_seq_length"):
-        try:
-            cached = cache.get_seq_length() > 0
-        except Exception:  # a cache type that cannot answer: trust that it was passed
-            cached = True
+    # whether a cache object was passed, empty or not: the probe judges by the input's
+    # length (a step that feeds one new position uses its cache; one that re-feeds the
+    # whole prefix plus one does not, cache or no cache)
+    cached = kwargs.get("past_key_values", kwargs.get("past")) is not None
     return length, batch, cached, ids
 
 
-_param_lists: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _param_list(model) -> list:
-    """A model's parameters, memoised: walking the module tree on every call of a
-    decoding loop costs more than the rest of the bookkeeping together."""
-    params = _param_lists.get(model)
-    if params is None:
-        params = _param_lists[model] = list(model.parameters())
-    return params
-
-
-def _half_params(model):
-    count = 0
-    device = None
-    params = _param_list(model)
-    for p in params:
-        if p.dtype == torch.float16:
-            count += 1
-            if device is None:
-                device = p.device.type
-    if device is None:
-        if not params:
-            return None
-        device = params[0].device.type
-    return count, device
+_any_autocast = getattr(torch._C, "_is_any_autocast_enabled", None)
 
 
 def _autocast_dtype():
     """float16 / bfloat16 when autocast is on for cuda or cpu, else None."""
+    if _any_autocast is not None and not _any_autocast():
+        return None
     for device in ("cuda", "cpu"):
         if torch.is_autocast_enabled(device):
             return torch.get_autocast_dtype(device)
@@ -227,6 +198,8 @@ def _in_backward() -> bool:
 
 def _outermost_call(module, args, kwargs):
     watchers = tuple(_active)
+    if not watchers:  # the last watch is exiting in another thread
+        return _ORIG_CALL(module, *args, **kwargs)
     tls = _tls
     tls.depth = 1
     try:
@@ -239,13 +212,10 @@ def _outermost_call(module, args, kwargs):
                 trace = Trace(site, via_generate, module, grad, watchers)
                 for watch in watchers:
                     watch._forward_start(trace, module, args, kwargs)
-                if grad and any(w._wants_graph for w in watchers) and not _compiled(module):
-                    # only where no other saved-tensor hooks (activation offloading,
-                    # checkpointing) are active: ours would replace theirs
-                    if _top_hooks(False) is None and _hooks_enabled():
-                        _push_hooks(_pack, _unpack)
-                        hooks = True
-                        tls.trace = trace
+                if grad and any(w._wants_graph for w in watchers) and _sample(trace, module):
+                    _push_hooks(_pack, _unpack)
+                    hooks = True
+                    tls.trace = trace
         except Exception as error:  # never let lintml break the user's call
             _internal_error("model-call bookkeeping", error)
             trace = None
@@ -283,8 +253,47 @@ def _compiled(module) -> bool:
     return type(module).__name__ == "OptimizedModule" or _is_compiling()
 
 
+# Counting saved tensors costs: autograd calls the hooks for every tensor it saves and
+# unpacks, which made a small CNN's training step about 4% slower. So the bytes are
+# measured on the first calls of each (site, model) and then on one call in SAMPLE_EVERY,
+# and the other calls of that site are credited with the measured mean.
+SAMPLE_FIRST = 3
+SAMPLE_EVERY = 64
+_graph_stats: dict[tuple, list] = {}  # (site, model id) -> [calls, measured calls, bytes, tensors]
+
+
+def _sample(trace, module) -> bool:
+    """Whether to count this call's saved tensors (and it can be done safely)."""
+    stats = _graph_stats.get((trace.site, trace.model_id))
+    calls = stats[0] if stats is not None else 0
+    if calls >= SAMPLE_FIRST and calls % SAMPLE_EVERY:
+        return False
+    # not inside a compiled module, and only where no other saved-tensor hooks
+    # (activation offloading, checkpointing) are active: ours would replace theirs
+    if _compiled(module) or _top_hooks(False) is not None or not _hooks_enabled():
+        return False
+    trace.sampled = True
+    return True
+
+
+def _credit_saved(trace) -> None:
+    key = (trace.site, trace.model_id)
+    stats = _graph_stats.get(key)
+    if stats is None:
+        stats = _graph_stats[key] = [0, 0, 0, 0]
+    stats[0] += 1
+    if trace.sampled:
+        stats[1] += 1
+        stats[2] += trace.saved_bytes
+        stats[3] += trace.saved_count
+    elif stats[1]:
+        trace.saved_bytes = stats[2] // stats[1]
+        trace.saved_count = -(-stats[3] // stats[1])  # at least one when any was saved
+
+
 def _forward_end(trace, output) -> None:
     if trace.grad:
+        _credit_saved(trace)
         nodes: list = []
         _output_nodes(output, nodes)
         if nodes and trace.saved_count:
@@ -300,7 +309,7 @@ def _forward_end(trace, output) -> None:
 
 
 def _patched_call(self, *args, **kwargs):
-    if _tls.depth or not _active:
+    if _tls.depth:
         # what `Module._wrapped_call_impl` does, without a frame of ours in between:
         # submodule calls are most calls, and cost the same as without the watch
         compiled = self._compiled_call_impl
@@ -311,7 +320,7 @@ def _patched_call(self, *args, **kwargs):
 
 
 def _plain_patched_call(self, *args, **kwargs):
-    if _tls.depth or not _active:
+    if _tls.depth:
         return _ORIG_CALL(self, *args, **kwargs)
     return _outermost_call(self, args, kwargs)
 
@@ -406,6 +415,7 @@ def _step_pre_hook(optimizer, args, kwargs):
     if not _active:
         return None
     try:
+        _watch_module_zero_grad()
         site, _ = _finder.find(1)
         for watch in tuple(_active):
             watch._dispatch("step", optimizer, site)
@@ -514,6 +524,21 @@ def _patch(owner, name, make) -> None:
     _undo.append(lambda: setattr(owner, name, original))
 
 
+_module_zero_grad_patched = False
+
+
+def _watch_module_zero_grad() -> None:
+    """`Module.zero_grad` is wrapped at the first optimizer step, not on entry: an
+    assignment to `nn.Module` invalidates the interpreter's caches for every module
+    class, which costs inference-only code for nothing (a zero_grad before the first
+    step cannot matter to LML501, which compares a step with the one before)."""
+    global _module_zero_grad_patched
+    with _install_lock:
+        if not _module_zero_grad_patched and _active:
+            _patch(nn.Module, "zero_grad", _wrap_module_zero_grad)
+            _module_zero_grad_patched = True
+
+
 def _install() -> None:
     global _finder, _INLINE
     if _finder is None:
@@ -531,7 +556,6 @@ def _install() -> None:
             _patch(owner, "clip_grad_norm_", _wrap_clip)
             _patch(owner, "clip_grad_value_", _wrap_clip)
         _patch(torch.optim.Optimizer, "zero_grad", _wrap_optimizer_zero_grad)
-        _patch(nn.Module, "zero_grad", _wrap_module_zero_grad)
         from torch.amp.grad_scaler import GradScaler
 
         _patch(GradScaler, "scale", _wrap_scale)
@@ -543,6 +567,9 @@ def _install() -> None:
 
 
 def _uninstall() -> None:
+    global _module_zero_grad_patched
+    _module_zero_grad_patched = False
+    _graph_stats.clear()
     errors = []
     while _undo:
         undo = _undo.pop()
@@ -582,7 +609,7 @@ class Watch(contextlib.ContextDecorator):
         self._wants_modes = bool(self._enabled & {"LML201", "LML202", "LML203"})
         self._wants_decode = bool(self._enabled & {"LML301", "LML303"})
         self._wants_half = "LML401" in self._enabled
-        self._modes = probes_module.ModeIndex()
+        self._modes = probes_module.MODELS
         self._models: weakref.WeakSet = weakref.WeakSet()
         self._zero_marks: dict[int, int] = {}
         self._live: set = set()
@@ -634,17 +661,18 @@ class Watch(contextlib.ContextDecorator):
                     fp16 = _tls.fp16_models = []
                 if not any(r() is module for r in fp16):
                     fp16.append(weakref.ref(module))
-        if trace.grad and _param_list(module):
+        modes = self._modes
+        if trace.grad and modes.params(module):
             self._models.add(module)
-        if self._wants_modes and trace.model_training is None and self._modes.dependent(module) is not None:
+        if self._wants_modes and trace.model_training is None:
             trace.model_training = module.training
-            trace.training_modules = tuple(self._modes.in_mode(module, True)) if module.training else ()
+            trace.training_modules = tuple(modes.in_mode(module, True)) if module.training else ()
         if self._wants_decode and trace.input_len is None:
             shape = _input_shape(args, kwargs)
             if shape is not None:
                 trace.input_len, trace.batch, trace.cached, trace.input_ids = shape
         if self._wants_half and trace.half_params is None:
-            trace.half_params = _half_params(module)
+            trace.half_params = self._modes.half_params(module)
         self._dispatch("forward_start", trace)
         trace.input_ids = None  # the decode probe keeps what it needs; the trace may live long
 
@@ -659,8 +687,9 @@ class Watch(contextlib.ContextDecorator):
     def _settled(self, trace: Trace) -> None:
         if self._closed and not trace.at_exit:
             return
-        with self._lock:
-            self._live.discard(trace)
+        if trace.graph:  # only graphs outlive their call and sit in `_live`
+            with self._lock:
+                self._live.discard(trace)
         self._dispatch("settled", trace)
 
     def _scalers(self):
