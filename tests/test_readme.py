@@ -24,7 +24,15 @@ TABLE_END = "<!-- rules-table:end -->"
 
 DEMO_COMMAND = "python -m pip install . && lintml check fixtures/demo"
 # flags the README uses with a command other than `lintml check`
-OTHER_COMMANDS_FLAGS = {"--format": "rules", "--version": None, "--help": None}
+OTHER_COMMANDS_FLAGS = {"--format": "rules", "--version": None, "--help": None, "--probes": "verify"}
+# flags of other programs the README shows: the pytest plugin's, and the example script's
+PYTEST_PLUGIN = Path(__file__).resolve().parent.parent / "lintml" / "runtime" / "pytest_plugin.py"
+VERIFY_EXAMPLE = Path(__file__).resolve().parent.parent / "fixtures" / "runtime" / "LML202" / "bug.py"
+FOREIGN_FLAGS = {
+    "--lintml-runtime": PYTEST_PLUGIN,
+    "--lintml-runtime-fail": PYTEST_PLUGIN,
+    "--device": VERIFY_EXAMPLE,
+}
 
 
 def readme() -> str:
@@ -117,7 +125,9 @@ def test_every_flag_in_the_readme_exists():
     assert "--fix" in flags and "--output-format" in flags
     check_help = _flags(_help("check"))
     for flag in sorted(flags):
-        if flag in OTHER_COMMANDS_FLAGS:
+        if flag in FOREIGN_FLAGS:
+            assert f'"{flag}"' in FOREIGN_FLAGS[flag].read_text(encoding="utf-8"), f"{flag} is not defined there"
+        elif flag in OTHER_COMMANDS_FLAGS:
             command = OTHER_COMMANDS_FLAGS[flag]
             assert flag in _flags(_help(command)) | {"--help"}, f"{flag} is not an option of `lintml {command}`"
         else:

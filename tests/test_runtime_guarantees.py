@@ -4,7 +4,6 @@ never breaks the program, correct call sites from several threads."""
 from __future__ import annotations
 
 import sys
-import threading
 import warnings
 
 import pytest
@@ -72,7 +71,7 @@ def test_gpt2_forward_backward_and_generate_are_bitwise_identical(device):
         model.eval()
         torch.manual_seed(7)
         sampled = model.generate(ids[:, :4], max_new_tokens=8, do_sample=True, top_k=20)
-        greedy = model.generate(ids[:, :4], max_new_tokens=8, do_sample=False, use_cache=False)
+        greedy = model.generate(ids[:, :4], max_new_tokens=8, do_sample=False, use_cache=False)  # noqa: LML301
         return out.logits.detach(), out.loss.detach(), grads, sampled, greedy
 
     plain = run()
@@ -114,7 +113,8 @@ def test_the_users_exception_propagates_unchanged_and_hooks_are_removed():
             model(torch.randn(1, 2))
             raise error
     assert caught.value is error
-    assert caught.value.__traceback__.tb_frame.f_code.co_name == "test_the_users_exception_propagates_unchanged_and_hooks_are_removed"
+    frame = caught.value.__traceback__.tb_frame
+    assert frame.f_code.co_name == "test_the_users_exception_propagates_unchanged_and_hooks_are_removed"
     assert _global_state() == before
     assert [o.code for o in w.confirmed] == ["LML101"]  # what was seen until then is kept
 

@@ -293,7 +293,8 @@ class GraphProbe(Probe):
             )
         # LML201
         if not confirmed:
-            return (f"{_plural(tally.checked, 'inference forward')} here ran with every mode-dependent module in eval mode (or none)", {})
+            forwards = _plural(tally.checked, "inference forward")
+            return (f"{forwards} here ran with every mode-dependent module in eval mode (or none)", {})
         names = list(tally.names)
         return (
             f"{_plural(tally.hits, 'inference forward')} ran with mode-dependent modules in training mode: "
@@ -361,7 +362,8 @@ class StepProbe(Probe):
         if "LML403" in enabled:
             half = [p for p in _params(optimizer) if p.dtype == torch.float16 and p.requires_grad]
             if half:
-                self.tally("LML403", site, True, sums={"parameters": len(half), "elements": sum(p.numel() for p in half)},
+                elements = sum(p.numel() for p in half)
+                self.tally("LML403", site, True, sums={"parameters": len(half), "elements": elements},
                            names=[type(optimizer).__name__])
             else:
                 self.tally("LML403", site, False)
@@ -501,8 +503,9 @@ class DecodeProbe(Probe):
         for (_, _, site, via_generate), run in self.runs.items():
             code = "LML301" if via_generate else "LML303"
             if run.growth >= 2:
-                self.tally(code, site, True, sums={"forwards": run.forwards, "generated": run.growth,
-                                                  "recomputed": run.recomputed * max(run.batch, 1)})
+                recomputed = run.recomputed * max(run.batch, 1)
+                self.tally(code, site, True,
+                           sums={"forwards": run.forwards, "generated": run.growth, "recomputed": recomputed})
             elif run.cached_steps >= 2:
                 self.tally(code, site, False, sums={"cached": run.cached_steps})
         self.runs.clear()

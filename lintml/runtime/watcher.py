@@ -33,6 +33,7 @@ from lintml.runtime import probes as probes_module
 from lintml.runtime.observations import Observation
 from lintml.runtime.sites import Site, SiteFinder
 
+
 class _ThreadState(threading.local):
     depth = 0  # 1 while this thread is inside an outermost module call
     trace = None  # the Trace whose saved tensors are being counted
