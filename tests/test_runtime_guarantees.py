@@ -228,3 +228,20 @@ def test_importing_the_runtime_package_does_not_import_torch():
     code = "import lintml.runtime, lintml.runtime.pytest_plugin, sys; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_failing_probe_never_raises_even_when_warnings_are_errors(monkeypatch, tmp_path, capfd):
+    def broken(self, trace):
+        raise ZeroDivisionError("probe bug")
+
+    monkeypatch.setattr(probes.HalfOnCpuProbe, "forward_start", broken)
+    source = """
+import torch
+out = torch.nn.Linear(4, 4)(torch.randn(2, 4))
+"""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        w, namespace = run_watched(tmp_path, source)
+    assert namespace["out"].shape == (2, 4)
+    assert "LML401 probe failed (ZeroDivisionError: probe bug)" in capfd.readouterr().err
+    assert w.disabled_probes == {"HalfOnCpuProbe": "ZeroDivisionError: probe bug"}

@@ -398,3 +398,19 @@ for _ in range(100):
     assert observation.count == 100
     assert observation.evidence["saved_bytes"] == 100 * 640
     assert watcher.SAMPLE_FIRST + (100 - 1) // watcher.SAMPLE_EVERY < 100  # most were not measured
+
+
+def test_lml402_backward_of_a_scaled_vector_output(tmp_path):
+    # `scaler.scale(outputs)` of a vector, backpropagated with a gradient argument
+    source = MLP + """
+scaler = torch.amp.GradScaler("cpu")
+with torch.autocast(device_type="cpu", dtype=torch.float16):
+    out = model(torch.randn(4, 8)).float()
+scaler.scale(out).backward(torch.ones(4, 2))  # [vector]
+"""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "lintml.runtime: ... failed" warning either
+        w, _ = run_watched(tmp_path, source, device="cpu")
+    assert (marks(source)["vector"], "LML402", "refuted") in verdicts(w)

@@ -191,3 +191,13 @@ def test_process_wide_torch_settings_do_not_leak_into_the_caller(tmp_path, capsy
     )
     assert main(["verify", "half.py"]) == 0
     assert torch.get_default_dtype() == torch.float32 and torch.is_grad_enabled()
+
+
+def test_the_working_directory_is_restored(tmp_path, capsys, monkeypatch):
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "cd.py").write_text("import os\nos.chdir('sub')\n", encoding="utf-8")
+    assert main(["verify", "cd.py"]) == 0
+    assert os.getcwd() == str(tmp_path)

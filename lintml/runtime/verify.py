@@ -176,8 +176,8 @@ def _is_local(path: str, roots: list[str]) -> bool:
 def run_script(script: Path, args: list[str], watcher) -> ScriptRun:
     """Run `script` as `python script args` would, inside `watcher`; never raises for
     what the script does (its exception becomes `ScriptRun.error`). Afterwards
-    `sys.argv`, `sys.path`, `__main__`, torch's default dtype and grad mode are as they
-    were, and the script's local modules are gone from `sys.modules`."""
+    `sys.argv`, `sys.path`, `__main__`, the working directory, torch's default dtype
+    and grad mode are as they were, and the script's local modules are gone from `sys.modules`."""
     path = script.resolve()
     run = ScriptRun()
     try:
@@ -198,6 +198,7 @@ def run_script(script: Path, args: list[str], watcher) -> ScriptRun:
     main = types.ModuleType("__main__")
     main.__dict__.update(__file__=str(path), __builtins__=builtins, __cached__=None, __spec__=None, __package__=None)
     saved_argv, saved_path, saved_main = sys.argv, list(sys.path), sys.modules.get("__main__")
+    saved_cwd = os.getcwd()
     before = set(sys.modules)
     sys.argv = [str(script), *args]
     sys.path.insert(0, str(path.parent))
@@ -220,6 +221,7 @@ def run_script(script: Path, args: list[str], watcher) -> ScriptRun:
         # put them back so that the caller (and the next script) start as they were
         torch.set_default_dtype(torch_state[0])
         torch.set_grad_enabled(torch_state[1])
+        os.chdir(saved_cwd)
         sys.argv = saved_argv
         sys.path[:] = saved_path
         if saved_main is not None:

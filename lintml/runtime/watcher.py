@@ -50,7 +50,24 @@ _undo: list = []
 _ORIG_CALL = nn.Module.__call__
 _finder: SiteFinder | None = None
 _INLINE = False
-_scaled_losses: "weakref.WeakSet[torch.Tensor]" = weakref.WeakSet()
+# losses returned by GradScaler.scale, by id (a WeakSet would compare tensors with `==`,
+# which is elementwise)
+_scaled_losses: dict[int, weakref.ref] = {}
+
+
+def _remember_scaled(tensor) -> None:
+    key = id(tensor)
+
+    def forget(ref, key=key):
+        if _scaled_losses.get(key) is ref:
+            del _scaled_losses[key]
+
+    _scaled_losses[key] = weakref.ref(tensor, forget)
+
+
+def _was_scaled(tensor) -> bool:
+    ref = _scaled_losses.get(id(tensor))
+    return ref is not None and ref() is tensor
 _scaler_state: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _graph_task_id = getattr(torch._C, "_current_graph_task_id", None)
 
@@ -343,9 +360,17 @@ def _inlines_wrapped_call() -> bool:
     )
 
 
+def _warn(message: str) -> None:
+    """A RuntimeWarning, or a line on stderr where warnings are errors (`-W error`): a
+    lintml problem must never raise into the user's program."""
+    try:
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
+    except Warning:
+        print(message, file=sys.stderr)
+
+
 def _internal_error(what: str, error: BaseException) -> None:
-    warnings.warn(f"lintml.runtime: {what} failed and was skipped ({type(error).__name__}: {error})",
-                  RuntimeWarning, stacklevel=3)
+    _warn(f"lintml.runtime: {what} failed and was skipped ({type(error).__name__}: {error})")
 
 
 # -- other events ------------------------------------------------------------------------
@@ -371,7 +396,7 @@ def _wrap_backward(original):
         try:
             site, _ = _finder.find(1)
             roots = tensors if isinstance(tensors, (tuple, list)) else (tensors,)
-            scaled = any(isinstance(t, torch.Tensor) and t in _scaled_losses for t in roots)
+            scaled = any(isinstance(t, torch.Tensor) and _was_scaled(t) for t in roots)
             fp16 = _tls.fp16_models or []
             event = BackwardEvent(site, scaled, [m for m in (r() for r in fp16) if m is not None],
                                   _tls.autocast_seen, _tls.forwards_seen)
@@ -487,7 +512,7 @@ def _wrap_scale(original):
             try:
                 _scaler(self).scaled = True
                 if isinstance(result, torch.Tensor):
-                    _scaled_losses.add(result)
+                    _remember_scaled(result)
             except Exception as error:
                 _internal_error("GradScaler bookkeeping", error)
         return result
@@ -725,11 +750,9 @@ class Watch(contextlib.ContextDecorator):
             return
         self._disabled[name] = f"{type(error).__name__}: {error}"
         self._by_event.clear()
-        warnings.warn(
+        _warn(
             f"lintml.runtime: the {'/'.join(probe.codes)} probe failed ({type(error).__name__}: {error}) "
-            "and is disabled for the rest of this watch",
-            RuntimeWarning,
-            stacklevel=2,
+            "and is disabled for the rest of this watch"
         )
 
     def _finish(self) -> None:
