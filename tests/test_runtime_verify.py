@@ -201,3 +201,17 @@ def test_the_working_directory_is_restored(tmp_path, capsys, monkeypatch):
     (tmp_path / "cd.py").write_text("import os\nos.chdir('sub')\n", encoding="utf-8")
     assert main(["verify", "cd.py"]) == 0
     assert os.getcwd() == str(tmp_path)
+
+
+def test_without_torch_verify_says_what_to_install(tmp_path):
+    script = tmp_path / "s.py"
+    script.write_text("x = 1\n", encoding="utf-8")
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from lintml.cli import main\n"
+        f"sys.exit(main(['verify', {str(script)!r}]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr == "lintml: error: `lintml verify` needs PyTorch: pip install 'lintml[runtime]'\n"
+    assert result.stdout == ""
