@@ -68,6 +68,8 @@ def _remember_scaled(tensor) -> None:
 def _was_scaled(tensor) -> bool:
     ref = _scaled_losses.get(id(tensor))
     return ref is not None and ref() is tensor
+
+
 _scaler_state: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _graph_task_id = getattr(torch._C, "_current_graph_task_id", None)
 
@@ -595,7 +597,10 @@ def _install() -> None:
 def _uninstall() -> None:
     global _module_zero_grad_patched
     _module_zero_grad_patched = False
+    # what was learnt while watching is stale for the next watch
     _graph_stats.clear()
+    _scaler_state.clear()
+    _scaled_losses.clear()
     errors = []
     while _undo:
         undo = _undo.pop()
