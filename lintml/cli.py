@@ -43,6 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--exit-zero", action="store_true", help="exit 0 even when there are findings")
     check.add_argument("--stdin-filename", help="the name of the file read from standard input")
     check.add_argument("--config", type=Path, help="use this pyproject.toml instead of searching for one")
+    check.add_argument(
+        "--force-exclude",
+        action="store_true",
+        help="apply `exclude` to paths named on the command line too (for pre-commit, which names every file)",
+    )
 
     rules = commands.add_parser("rules", help="list every rule")
     rules.add_argument("--format", choices=("text", "markdown"), default="text")
@@ -167,6 +172,7 @@ def _check(args) -> int:
                 fix=args.fix,
                 unsafe=args.unsafe_fixes,
                 diff=args.diff,
+                force_exclude=args.force_exclude,
             )
     except (ConfigError, InputError) as error:
         print(f"lintml: error: {error}", file=sys.stderr)

@@ -93,6 +93,20 @@ class Config:
         relative = self.relative(path)
         return any(_glob_matches(pattern, relative) for pattern in (*self.exclude, *self.extend_exclude))
 
+    def is_excluded_named(self, path: Path) -> bool:
+        """Whether a path named on the command line is skipped under `--force-exclude`:
+        it, or a folder it is in (below the project root), matches an exclude pattern.
+        For tools that pass every file by name, such as pre-commit."""
+        if self.is_excluded(path):
+            return True
+        absolute = Path(os.path.abspath(path))
+        for parent in absolute.parents:
+            if parent == self.root or parent == parent.parent:
+                break
+            if self.is_excluded(parent):
+                return True
+        return False
+
     def relative(self, path: Path | str) -> PurePosixPath:
         # normalized (`../proj/src` must match patterns too), then with symlinks resolved
         absolute = Path(os.path.abspath(path))

@@ -17,11 +17,14 @@ class InputError(Exception):
     """A path or file the user gave that cannot be checked; one line for the user."""
 
 
-def iter_python_files(path: Path, config: Config):
+def iter_python_files(path: Path, config: Config, force_exclude: bool = False):
     """The file itself, or the `.py` files under a folder, skipping excluded files and
-    folders (and virtual environments) met on the way, in sorted order."""
+    folders (and virtual environments) met on the way, in sorted order. With
+    `force_exclude`, a path named by the caller is skipped too when it is excluded."""
     if not path.exists():
         raise InputError(f"{path}: no such file or directory")
+    if force_exclude and config.is_excluded_named(path):
+        return
     if not path.is_dir():
         yield path
         return

@@ -25,13 +25,13 @@ class RunResult:
     fixed_sources: dict[str, str] = field(default_factory=dict)  # for stdin
 
 
-def collect_files(targets: list[tuple[Path, Config]], result: RunResult):
+def collect_files(targets: list[tuple[Path, Config]], result: RunResult, force_exclude: bool = False):
     """(file, its configuration) for every Python file under the target paths, each
     file once; a path that does not exist is reported and the others still checked."""
     seen: set[Path] = set()
     for path, config in targets:
         try:
-            files = list(iter_python_files(path, config))
+            files = list(iter_python_files(path, config, force_exclude))
         except InputError as error:
             result.input_errors.append(str(error))
             continue
@@ -130,10 +130,15 @@ def run(
 
 
 def run_targets(
-    targets: list[tuple[Path, Config]], *, fix: bool = False, unsafe: bool = False, diff: bool = False
+    targets: list[tuple[Path, Config]],
+    *,
+    fix: bool = False,
+    unsafe: bool = False,
+    diff: bool = False,
+    force_exclude: bool = False,
 ) -> RunResult:
     result = RunResult()
-    for path, effective in collect_files(targets, result):
+    for path, effective in collect_files(targets, result, force_exclude):
         name = display_name(path)
         try:
             source = read_source(path)

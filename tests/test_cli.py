@@ -89,6 +89,20 @@ def test_explicit_files_and_folders(tree, capsys, monkeypatch):
     assert code == 1
 
 
+def test_force_exclude_applies_exclude_to_named_files(tree, capsys, monkeypatch):
+    # pre-commit names every staged file: the project's excludes must still hold
+    named = ["train.py", "generated/proto_pb2.py", "src/pkg/legacy_io.py", "build/lib/pkg/model.py", "src"]
+    code, out, _ = lintml_main(
+        ["check", "--output-format", "concise", "--force-exclude", *named], tree, capsys, monkeypatch
+    )
+    assert out.splitlines() == [eval_line("src/pkg/model.py"), eval_line("train.py")]
+    assert code == 1
+    code, out, _ = lintml_main(
+        ["check", "--force-exclude", "generated/proto_pb2.py", "src/pkg/legacy_io.py"], tree, capsys, monkeypatch
+    )
+    assert (code, out) == (0, "All checks passed!\n")
+
+
 def test_extend_exclude_on_the_command_line(tree, capsys, monkeypatch):
     code, out, _ = lintml_main(
         ["check", "--output-format", "concise", "--extend-exclude", "scratch,train.py"],
