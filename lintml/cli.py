@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--ignore", type=_codes, help="codes or prefixes to leave out (replaces the configured list)")
     check.add_argument("--exclude", type=_codes, help="glob patterns to skip (replaces the defaults and the configured list)")
     check.add_argument("--extend-exclude", type=_codes, default=[], help="more glob patterns to skip")
-    check.add_argument("--output-format", choices=("full", "concise", "json", "sarif", "github"))
+    check.add_argument("--output-format", choices=("full", "concise", "json", "sarif", "github", "gitlab"))
     check.add_argument("--fix", action="store_true", help="apply safe fixes in place")
     check.add_argument("--unsafe-fixes", action="store_true", help="with --fix or --diff, also apply unsafe fixes")
     check.add_argument("--diff", action="store_true", help="print the fixes as a unified diff; change nothing")

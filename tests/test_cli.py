@@ -239,7 +239,7 @@ def test_nonexistent_path_is_one_line_exit_2(tmp_path):
         (
             ["check", "--output-format", "xml"],
             "lintml: error: argument --output-format: invalid choice: 'xml' "
-            "(choose from 'full', 'concise', 'json', 'sarif', 'github') (see `lintml check --help`)",
+            "(choose from 'full', 'concise', 'json', 'sarif', 'github', 'gitlab') (see `lintml check --help`)",
         ),
         (["frobnicate"], None),
         (["check", "--stdin-filename", "x.py", "a.py"], "lintml: error: --stdin-filename is only used with `-` (standard input)"),

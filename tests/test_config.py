@@ -167,11 +167,11 @@ KNOWN = "select, extend-select, ignore, exclude, extend-exclude, per-file-ignore
         ),
         (
             "[tool.lintml]\noutput-format = \"xml\"\n",
-            "`output-format` must be one of full, concise, json, sarif, github, not 'xml'",
+            "`output-format` must be one of full, concise, json, sarif, github, gitlab, not 'xml'",
         ),
         (
             "[tool.lintml]\noutput-format = 3\n",
-            "`output-format` must be one of full, concise, json, sarif, github, not 3",
+            "`output-format` must be one of full, concise, json, sarif, github, gitlab, not 3",
         ),
         ("[tool]\nlintml = 3\n", "[tool.lintml] must be a table"),
     ],

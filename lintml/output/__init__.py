@@ -1,4 +1,4 @@
-"""Rendering findings for people (full, concise) and for tools (json, sarif, github)."""
+"""Rendering findings for people (full, concise) and for tools (json, sarif, github, gitlab)."""
 
 from __future__ import annotations
 
@@ -41,4 +41,8 @@ def render(fmt: str, report: Report) -> str:
         from lintml.output.github import render_github
 
         return render_github(report)
+    if fmt == "gitlab":
+        from lintml.output.gitlab import render_gitlab
+
+        return render_gitlab(report)
     raise ValueError(f"unknown output format {fmt!r}")
