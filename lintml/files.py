@@ -17,10 +17,12 @@ class InputError(Exception):
     """A path or file the user gave that cannot be checked; one line for the user."""
 
 
-def iter_python_files(path: Path, config: Config, force_exclude: bool = False):
-    """The file itself, or the `.py` files under a folder, skipping excluded files and
-    folders (and virtual environments) met on the way, in sorted order. With
-    `force_exclude`, a path named by the caller is skipped too when it is excluded."""
+def iter_python_files(path: Path, config: Config, force_exclude: bool = False, *, notebooks: bool = False):
+    """The file itself, or the `.py` files (and with `notebooks`, the `.ipynb` files)
+    under a folder, skipping excluded files and folders (and virtual environments) met
+    on the way, in sorted order. With `force_exclude`, a path named by the caller is
+    skipped too when it is excluded."""
+    suffixes = (".py", ".ipynb") if notebooks else (".py",)
     if not path.exists():
         raise InputError(f"{path}: no such file or directory")
     if force_exclude and config.is_excluded_named(path):
@@ -33,10 +35,12 @@ def iter_python_files(path: Path, config: Config, force_exclude: bool = False):
         folder_names[:] = sorted(
             name
             for name in folder_names
-            if not config.is_excluded(here / name) and not (here / name / "pyvenv.cfg").exists()
+            if not config.is_excluded(here / name)
+            and not (here / name / "pyvenv.cfg").exists()
+            and not (notebooks and name == ".ipynb_checkpoints")  # Jupyter's autosave copies
         )
         for name in sorted(file_names):
-            if name.endswith(".py") and not config.is_excluded(here / name):
+            if name.endswith(suffixes) and not config.is_excluded(here / name):
                 yield here / name
 
 
@@ -62,10 +66,17 @@ def decode_source(data: bytes, name: str) -> SourceFile:
 
 
 def read_source(path: Path) -> SourceFile:
+    """A Python file decoded as Python does; a notebook (`.ipynb`, JSON) as UTF-8."""
     try:
         data = path.read_bytes()
     except OSError as error:
         raise InputError(f"{path}: cannot read: {error.strerror or error}") from None
+    if path.suffix.lower() == ".ipynb":
+        bom = data.startswith(b"\xef\xbb\xbf")
+        try:
+            return SourceFile(data.decode("utf-8-sig" if bom else "utf-8"), "utf-8-sig" if bom else "utf-8", bom)
+        except UnicodeDecodeError as error:
+            raise InputError(f"{path}: cannot decode as utf-8: {error.reason}") from None
     return decode_source(data, str(path))
 
 

@@ -15,7 +15,8 @@ class Applicability(str, enum.Enum):
 
 @dataclass(frozen=True, order=True)
 class Position:
-    """A place in a source file: line 1-based, column 1-based (in characters)."""
+    """A place in a source file (or a notebook cell): line 1-based, column 1-based (in
+    characters)."""
 
     line: int
     column: int
@@ -47,6 +48,9 @@ class Finding:
     fix: Fix | None = None
     # the line whose `# noqa` comment may silence this finding
     noqa_line: int = field(default=0, compare=False)
+    # in a notebook: the cell (1-based over all cells), and `start`, `end`, `noqa_line`
+    # and the fix's edits are within that cell; None in a plain Python file
+    cell: int | None = None
 
     @property
     def line(self) -> int:
@@ -57,4 +61,4 @@ class Finding:
         return self.start.column
 
     def sort_key(self) -> tuple:
-        return (self.filename, self.start.line, self.start.column, self.code)
+        return (self.filename, self.cell or 0, self.start.line, self.start.column, self.code)

@@ -70,3 +70,12 @@ def fix_source(source: str, lint, unsafe: bool) -> FixResult:
         source = new_source
         findings = lint(source)
     return FixResult(source, fixed, findings)
+
+
+def parses(text: str, filename: str = "<fixed>") -> bool:
+    """Whether `text` is valid Python: a fix must never turn a file into one that is not."""
+    try:
+        compile(text, filename, "exec", flags=0x400, dont_inherit=True)  # PyCF_ONLY_AST
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True

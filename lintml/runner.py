@@ -11,7 +11,8 @@ from lintml.config import Config
 from lintml.engine import FileResult, InternalError, lint_source
 from lintml.files import InputError, SourceFile, iter_python_files, read_source, write_atomically
 from lintml.findings import Finding
-from lintml.fixes import fix_source
+from lintml.fixes import fix_source, parses
+from lintml.notebooks import NotebookError, is_notebook, lint_notebook
 
 
 @dataclass
@@ -31,7 +32,7 @@ def collect_files(targets: list[tuple[Path, Config]], result: RunResult, force_e
     seen: set[Path] = set()
     for path, config in targets:
         try:
-            files = list(iter_python_files(path, config, force_exclude))
+            files = list(iter_python_files(path, config, force_exclude, notebooks=True))
         except InputError as error:
             result.input_errors.append(str(error))
             continue
@@ -65,7 +66,11 @@ def process_text(
     diff: bool = False,
     path: Path | None = None,
 ) -> str | None:
-    """Lint (and maybe fix) one text; returns the fixed text when it changed."""
+    """Lint (and maybe fix) one text; returns the fixed text when it changed. A
+    notebook (a filename ending in `.ipynb`) is read as one; InputError when it cannot
+    be."""
+    if is_notebook(filename):
+        return _process_notebook(text, filename, config, result, fix=fix, unsafe=unsafe, diff=diff, path=path)
     if not (fix or diff):
         file_result = lint_text(text, filename, config, path)
         result.findings.extend(file_result.findings)
@@ -80,7 +85,7 @@ def process_text(
 
     outcome = fix_source(text, lint, unsafe)
     result.errors.extend(errors)
-    if outcome.source != text and not _parses(outcome.source, filename):
+    if outcome.source != text and not parses(outcome.source, filename):
         # a fix broke the file: keep the original and say so
         result.errors.append(InternalError(filename, "fix", "a fix produced code that does not parse; file left unchanged"))
         result.findings.extend(lint(text))
@@ -107,12 +112,20 @@ def process_text(
     return outcome.source
 
 
-def _parses(text: str, filename: str) -> bool:
+def _process_notebook(
+    text: str, filename: str, config: Config, result: RunResult, *, fix: bool, unsafe: bool, diff: bool, path: Path | None
+) -> str | None:
     try:
-        compile(text, filename, "exec", flags=0x400, dont_inherit=True)  # PyCF_ONLY_AST
-    except (SyntaxError, ValueError, RecursionError):
-        return False
-    return True
+        outcome = lint_notebook(
+            text, filename, config.enabled_codes_for(path or Path(filename)), fix=fix, unsafe=unsafe, diff=diff
+        )
+    except NotebookError as error:
+        raise InputError(f"{filename}: cannot read the notebook: {error}") from None
+    result.findings.extend(outcome.findings)
+    result.errors.extend(outcome.errors)
+    result.diffs.extend(outcome.diffs)
+    result.fixed.extend(outcome.fixed)
+    return outcome.text
 
 
 def run(
@@ -145,10 +158,14 @@ def run_targets(
         except InputError as error:
             result.input_errors.append(str(error))
             continue
+        try:
+            new_text = process_text(
+                source.text, name, effective, result, fix=fix, unsafe=unsafe, diff=diff, path=path
+            )
+        except InputError as error:  # a notebook that is not one
+            result.input_errors.append(str(error))
+            continue
         result.files_checked += 1
-        new_text = process_text(
-            source.text, name, effective, result, fix=fix, unsafe=unsafe, diff=diff, path=path
-        )
         if new_text is not None:
             write_back(path, source, new_text, result)
     result.findings.sort(key=Finding.sort_key)

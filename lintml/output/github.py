@@ -24,8 +24,10 @@ def render_github(report: Report) -> str:
                 f"col={finding.column}",
                 f"endLine={finding.end.line}",
                 f"endColumn={finding.end.column}",
-                f"title={_escape_property(finding.code)}",
+                f"title={_escape_property(finding.code if finding.cell is None else f'{finding.code} (cell {finding.cell})')}",
             ]
         )
-        lines.append(f"::{level} {properties}::{_escape_data(finding.message)}\n")
+        # in a notebook, line and col count within the cell the title and message name
+        message = finding.message if finding.cell is None else f"cell {finding.cell}, line {finding.line}: {finding.message}"
+        lines.append(f"::{level} {properties}::{_escape_data(message)}\n")
     return "".join(lines)

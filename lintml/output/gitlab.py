@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 
 from lintml.output import Report
-from lintml.output.sarif import _fingerprints as line_hashes
+from lintml.output.sarif import line_hashes
 from lintml.registry import SYNTAX_ERROR, UNUSED_SUPPRESSION
 
 SEVERITIES = ("info", "minor", "major", "critical", "blocker")  # GitLab's scale, lowest first
@@ -70,7 +70,13 @@ def render_gitlab(report: Report) -> str:
         path = relative_path(finding.filename, base)
         issues.append(
             {
-                "description": f"{finding.code} {finding.message}",
+                # a notebook's positions count within a cell, which GitLab cannot show:
+                # the description names the cell
+                "description": (
+                    f"{finding.code} {finding.message}"
+                    if finding.cell is None
+                    else f"{finding.code} (cell {finding.cell}) {finding.message}"
+                ),
                 "check_name": finding.code,
                 "fingerprint": hashlib.sha256(f"{path}\0{line_hash}".encode()).hexdigest(),
                 "severity": severity(finding.code),

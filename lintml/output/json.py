@@ -27,7 +27,7 @@ def finding_dict(finding: Finding) -> dict:
         }
     rule = RULES.get(finding.code)
     return {
-        "cell": None,
+        "cell": finding.cell,  # in a notebook: 1-based over all cells; locations are within it
         "code": finding.code,
         "end_location": _location(finding.end),
         "filename": os.path.abspath(finding.filename) if not finding.filename.startswith("<") else finding.filename,

@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 from lintml import __version__
 from lintml.output import Report
+from lintml.output.text import source_of
 from lintml.registry import RULES, page
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -53,16 +54,16 @@ def _artifact_location(filename: str, root: Path) -> dict:
     return {"uri": quote(relative), "uriBaseId": "%SRCROOT%"}
 
 
-def _fingerprints(report: Report) -> list[str]:
+def line_hashes(report: Report) -> list[str]:
     """primaryLocationLineHash: a hash of the rule and the line's text (not its number),
     with the occurrence count, so findings keep their identity when code moves."""
     seen: dict[tuple[str, str], int] = {}
     hashes = []
     for finding in report.findings:
-        lines = _LINES.split(report.sources.get(finding.filename, ""))
+        lines = _LINES.split(source_of(finding, report.sources) or "")
         text = lines[finding.line - 1] if 0 < finding.line <= len(lines) else ""
         digest = hashlib.sha256(f"{finding.code}\0{''.join(text.split())}".encode()).hexdigest()[:16]
-        key = (finding.filename, digest)
+        key = (finding.filename, digest)  # in a notebook, occurrences count over all cells
         seen[key] = seen.get(key, 0) + 1
         hashes.append(f"{digest}:{seen[key]}")
     return hashes
@@ -72,29 +73,34 @@ def render_sarif(report: Report) -> str:
     codes = sorted(report.enabled | {f.code for f in report.findings})
     index = {code: i for i, code in enumerate(codes)}
     results = []
-    for finding, fingerprint in zip(report.findings, _fingerprints(report)):
-        results.append(
-            {
-                "ruleId": finding.code,
-                "ruleIndex": index[finding.code],
-                "level": _level(finding.code),
-                "message": {"text": finding.message},
-                "locations": [
-                    {
-                        "physicalLocation": {
-                            "artifactLocation": _artifact_location(finding.filename, report.root),
-                            "region": {
-                                "startLine": finding.line,
-                                "startColumn": finding.column,
-                                "endLine": finding.end.line,
-                                "endColumn": max(finding.end.column, finding.column),
-                            },
-                        }
-                    }
-                ],
-                "partialFingerprints": {"primaryLocationLineHash": fingerprint},
+    for finding, fingerprint in zip(report.findings, line_hashes(report)):
+        location: dict = {
+            "physicalLocation": {
+                "artifactLocation": _artifact_location(finding.filename, report.root),
+                "region": {
+                    "startLine": finding.line,
+                    "startColumn": finding.column,
+                    "endLine": finding.end.line,
+                    "endColumn": max(finding.end.column, finding.column),
+                },
             }
-        )
+        }
+        result: dict = {
+            "ruleId": finding.code,
+            "ruleIndex": index[finding.code],
+            "level": _level(finding.code),
+            "message": {"text": finding.message},
+            "locations": [location],
+            "partialFingerprints": {"primaryLocationLineHash": fingerprint},
+        }
+        if finding.cell is not None:
+            # a notebook: the region's lines count within this cell
+            name = f"cell {finding.cell}"
+            location["logicalLocations"] = [
+                {"name": name, "fullyQualifiedName": f"{finding.filename}:{name}", "kind": "module"}
+            ]
+            result["properties"] = {"cell": finding.cell}
+        results.append(result)
     document = {
         "$schema": SCHEMA,
         "version": "2.1.0",

@@ -12,8 +12,24 @@ from lintml.output import Report
 _LINES = re.compile(r"\r\n|\r|\n")
 
 
+def location(finding: Finding) -> str:
+    """`path:line:column`, or `path:cell N:line:column` in a notebook."""
+    cell = f"cell {finding.cell}:" if finding.cell is not None else ""
+    return f"{finding.filename}:{cell}{finding.line}:{finding.column}"
+
+
 def _headline(finding: Finding, marker: str = "") -> str:
-    return f"{finding.filename}:{finding.line}:{finding.column}: {finding.code}{marker} {finding.message}"
+    return f"{location(finding)}: {finding.code}{marker} {finding.message}"
+
+
+def source_of(finding: Finding, sources: dict[str, str]) -> str | None:
+    """The text the finding's line numbers count in: the file, or its notebook cell."""
+    source = sources.get(finding.filename)
+    if source is None or finding.cell is None:
+        return source
+    from lintml.notebooks import cell_source
+
+    return cell_source(source, finding.cell)
 
 
 def concise(report: Report) -> str:
@@ -54,7 +70,7 @@ def full(report: Report) -> str:
     for finding in report.findings:
         marker = " [*]" if is_applicable(finding, report.unsafe_fixes) else ""
         out.append(_headline(finding, marker))
-        out.extend(_snippet(finding, report.sources.get(finding.filename)))
+        out.extend(_snippet(finding, source_of(finding, report.sources)))
         out.append("")
     out.append(summary(report))
     return "\n".join(out) + "\n"
