@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     explain = commands.add_parser("explain", help="print a rule's page")
     explain.add_argument("code")
 
+    lsp = commands.add_parser(
+        "lsp", help="run the language server (stdio) for editors", description="Run lintml's language server "
+        "over stdio: diagnostics, quick fixes and hovers for editors (needs `pip install 'lintml[lsp]'`)."
+    )
+    lsp.add_argument("--stdio", action="store_true", help="talk over stdin/stdout (the default and only transport)")
+
     verify = commands.add_parser(
         "verify",
         help="run a script under the runtime checker and confirm or refute its static findings",
@@ -82,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
             return _explain(args)
         if args.command == "verify":
             return _verify(args)
+        if args.command == "lsp":
+            return _lsp(args)
         parser.print_help()
         return EXIT_ERROR
     except UsageError as error:
@@ -311,3 +319,14 @@ def _verify(args) -> int:
     else:
         print(result.render())
     return result.exit_code
+
+
+def _lsp(args) -> int:
+    try:
+        import pygls  # noqa: F401
+    except ImportError:
+        raise UsageError("`lintml lsp` needs pygls: pip install 'lintml[lsp]'") from None
+    from lintml.lsp import serve
+
+    serve()
+    return EXIT_CLEAN

@@ -33,6 +33,8 @@ FOREIGN_FLAGS = {
     "--lintml-runtime-fail": PYTEST_PLUGIN,
     "--device": VERIFY_EXAMPLE,
 }
+# flags of editors' own commands, shown in the Editors section
+EDITOR_FLAGS = {"--health"}  # `hx --health python`
 
 
 def readme() -> str:
@@ -125,7 +127,9 @@ def test_every_flag_in_the_readme_exists():
     assert "--fix" in flags and "--output-format" in flags
     check_help = _flags(_help("check"))
     for flag in sorted(flags):
-        if flag in FOREIGN_FLAGS:
+        if flag in EDITOR_FLAGS:
+            assert f"hx {flag}" in readme()
+        elif flag in FOREIGN_FLAGS:
             assert f'"{flag}"' in FOREIGN_FLAGS[flag].read_text(encoding="utf-8"), f"{flag} is not defined there"
         elif flag in OTHER_COMMANDS_FLAGS:
             command = OTHER_COMMANDS_FLAGS[flag]
