@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 import sysconfig
 from pathlib import Path
 
@@ -392,3 +393,14 @@ def test_syntax_errors_are_reported_whatever_is_selected(tmp_path, capsys, monke
         ["check", "--output-format", "concise", "--ignore", "LML900"], tmp_path, capsys, monkeypatch
     )
     assert (code, out) == (0, "")
+
+
+def test_without_pygls_lsp_says_what_to_install():
+    code = (
+        "import sys; sys.modules['pygls'] = None\n"
+        "from lintml.cli import main\n"
+        "sys.exit(main(['lsp']))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == "lintml: error: `lintml lsp` needs pygls: pip install 'lintml[lsp]'\n"
