@@ -24,6 +24,16 @@ def _codes(value: str) -> list[str]:
     return [code.strip() for code in value.split(",") if code.strip()]
 
 
+def _jobs(value: str) -> int:
+    try:
+        jobs = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if jobs < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {jobs}")
+    return jobs
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="lintml", description="Lint PyTorch and Hugging Face code.")
     parser.add_argument("--version", action="version", version=f"lintml {__version__}")
@@ -48,6 +58,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="apply `exclude` to paths named on the command line too (for pre-commit, which names every file)",
     )
+    check.add_argument("--no-cache", action="store_true", help="neither read nor write the result cache")
+    check.add_argument(
+        "--cache-dir", type=Path, help="the result cache's folder (default: $LINTML_CACHE_DIR, else .lintml_cache in the project root)"
+    )
+    check.add_argument(
+        "-j", "--jobs", type=_jobs, help="check files in this many processes (default: the number of CPUs available; 1: in this process)"
+    )
+
+    clean = commands.add_parser("clean", help="delete the result cache of the current project")
+    clean.add_argument("--cache-dir", type=Path, help="the cache folder to delete (default: as `lintml check` finds it)")
+    clean.add_argument("--config", type=Path, help="the pyproject.toml whose project root holds the cache")
 
     rules = commands.add_parser("rules", help="list every rule")
     rules.add_argument("--format", choices=("text", "markdown"), default="text")
@@ -84,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             return _check(args)
         if args.command == "rules":
             return _rules(args)
+        if args.command == "clean":
+            return _clean(args)
         if args.command == "explain":
             return _explain(args)
         if args.command == "verify":
@@ -121,7 +144,7 @@ def _check(args) -> int:
     from lintml.config import ConfigError, config_from_table, discover
     from lintml.files import InputError, decode_source
     from lintml.output import Report, render
-    from lintml.runner import RunResult, process_text, run_targets
+    from lintml.runner import Progress, RunResult, default_jobs, process_text, run_targets
 
     paths = args.paths or ["."]
     reading_stdin = paths == ["-"]
@@ -175,13 +198,22 @@ def _check(args) -> int:
             configs = {filename: config}
         else:
             configs = {p: configure(Path(p)) for p in paths}
-            result = run_targets(
-                [(Path(p), config) for p, config in configs.items()],
-                fix=args.fix,
-                unsafe=args.unsafe_fixes,
-                diff=args.diff,
-                force_exclude=args.force_exclude,
-            )
+            progress = Progress(sys.stderr) if Progress.wanted(sys.stderr) else None
+            try:
+                result = run_targets(
+                    [(Path(p), config) for p, config in configs.items()],
+                    fix=args.fix,
+                    unsafe=args.unsafe_fixes,
+                    diff=args.diff,
+                    force_exclude=args.force_exclude,
+                    cache=not args.no_cache,
+                    cache_dir=args.cache_dir,
+                    jobs=args.jobs or default_jobs(),
+                    progress=progress,
+                )
+            finally:
+                if progress is not None:
+                    progress.clear()
     except (ConfigError, InputError) as error:
         print(f"lintml: error: {error}", file=sys.stderr)
         return EXIT_ERROR
@@ -221,6 +253,41 @@ def _check(args) -> int:
         return EXIT_ERROR
     if result.findings and not args.exit_zero:
         return EXIT_FINDINGS
+    return EXIT_CLEAN
+
+
+def _clean(args) -> int:
+    """Delete the current project's cache folder(s): the project root's `.lintml_cache`
+    and the folder `--cache-dir` or $LINTML_CACHE_DIR names; only folders lintml made."""
+    import os
+
+    from lintml import cache
+    from lintml.config import ConfigError, discover
+
+    try:
+        root = discover(Path.cwd(), args.config).root
+    except ConfigError as error:
+        print(f"lintml: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    candidates = [root / cache.CACHE_DIR_NAME]
+    if args.cache_dir:
+        candidates.append(args.cache_dir)
+    elif os.environ.get(cache.ENV_DIR):
+        candidates.append(Path(os.environ[cache.ENV_DIR]))
+    removed = False
+    seen: set[str] = set()
+    for folder in candidates:
+        key = os.path.abspath(folder)
+        if key in seen:
+            continue
+        seen.add(key)
+        if cache.remove(folder):
+            print(f"removed {folder}")
+            removed = True
+        elif folder.exists() and folder != candidates[0]:
+            print(f"lintml: warning: {folder} is not a lintml cache folder; left as it is", file=sys.stderr)
+    if not removed:
+        print("no cache to remove")
     return EXIT_CLEAN
 
 

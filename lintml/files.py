@@ -65,12 +65,15 @@ def decode_source(data: bytes, name: str) -> SourceFile:
     return SourceFile(text, encoding, bom)
 
 
-def read_source(path: Path) -> SourceFile:
-    """A Python file decoded as Python does; a notebook (`.ipynb`, JSON) as UTF-8."""
+def read_bytes(path: Path) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as error:
         raise InputError(f"{path}: cannot read: {error.strerror or error}") from None
+
+
+def source_from_bytes(data: bytes, path: Path) -> SourceFile:
+    """A Python file's bytes decoded as Python does; a notebook's (`.ipynb`, JSON) as UTF-8."""
     if path.suffix.lower() == ".ipynb":
         bom = data.startswith(b"\xef\xbb\xbf")
         try:
@@ -78,6 +81,11 @@ def read_source(path: Path) -> SourceFile:
         except UnicodeDecodeError as error:
             raise InputError(f"{path}: cannot decode as utf-8: {error.reason}") from None
     return decode_source(data, str(path))
+
+
+def read_source(path: Path) -> SourceFile:
+    """A Python file decoded as Python does; a notebook (`.ipynb`, JSON) as UTF-8."""
+    return source_from_bytes(read_bytes(path), path)
 
 
 def write_atomically(path: Path, source: SourceFile, text: str) -> None:

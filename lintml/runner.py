@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import difflib
+import os
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lintml import cache as cache_module
 from lintml import config as config_module
 from lintml.config import Config
 from lintml.engine import FileResult, InternalError, lint_source
-from lintml.files import InputError, SourceFile, iter_python_files, read_source, write_atomically
+from lintml.files import InputError, SourceFile, iter_python_files, read_bytes, source_from_bytes, write_atomically
 from lintml.findings import Finding
-from lintml.fixes import fix_source, parses
+from lintml.fixes import fix_source, is_applicable, parses
 from lintml.notebooks import NotebookError, is_notebook, lint_notebook
 
 
@@ -24,11 +28,18 @@ class RunResult:
     fixed: list[Finding] = field(default_factory=list)
     diffs: list[str] = field(default_factory=list)
     fixed_sources: dict[str, str] = field(default_factory=dict)  # for stdin
+    caches: list = field(default_factory=list)  # the result caches used (lintml.cache.Cache)
 
 
 def collect_files(targets: list[tuple[Path, Config]], result: RunResult, force_exclude: bool = False):
     """(file, its configuration) for every Python file under the target paths, each
     file once; a path that does not exist is reported and the others still checked."""
+    for file, config, _ in _collect(targets, result, force_exclude):
+        yield file, config
+
+
+def _collect(targets: list[tuple[Path, Config]], result: RunResult, force_exclude: bool = False):
+    """collect_files, with each file's resolved path."""
     seen: set[Path] = set()
     for path, config in targets:
         try:
@@ -40,13 +51,13 @@ def collect_files(targets: list[tuple[Path, Config]], result: RunResult, force_e
             key = file.resolve()
             if key not in seen:
                 seen.add(key)
-                yield file, config
+                yield file, config, key
 
 
-def display_name(path: Path) -> str:
+def display_name(path: Path, resolved: Path | None = None) -> str:
     """The path as the user would write it: relative to the current folder if under it."""
     try:
-        return path.resolve().relative_to(Path.cwd()).as_posix()
+        return (resolved or path.resolve()).relative_to(Path.cwd()).as_posix()
     except ValueError:
         return str(path)
 
@@ -137,9 +148,141 @@ def run(
     unsafe: bool = False,
     diff: bool = False,
 ) -> RunResult:
-    """Check `paths`, each with `config` or the configuration found for it."""
+    """Check `paths`, each with `config` or the configuration found for it (in this
+    process, without the result cache)."""
     targets = [(path, config or config_module.discover(path, config_file)) for path in paths]
     return run_targets(targets, fix=fix, unsafe=unsafe, diff=diff)
+
+
+# -- one file ------------------------------------------------------------------------
+
+
+@dataclass
+class FileJob:
+    index: int
+    path: Path
+    name: str
+    config: Config
+    cache_key: bool  # compute the key to store the findings under
+
+
+@dataclass
+class FileOutcome:
+    findings: list[Finding] = field(default_factory=list)
+    errors: list[InternalError] = field(default_factory=list)
+    input_errors: list[str] = field(default_factory=list)
+    fixed: list[Finding] = field(default_factory=list)
+    diffs: list[str] = field(default_factory=list)
+    checked: bool = False
+    key: str | None = None  # the cache key, when the findings may be stored under it
+
+
+def check_file(job: FileJob, *, fix: bool = False, unsafe: bool = False, diff: bool = False) -> FileOutcome:
+    """Read, lint (and maybe fix) one file; the fixed text is written back here."""
+    outcome = FileOutcome()
+    try:
+        data = read_bytes(job.path)
+        source = source_from_bytes(data, job.path)
+    except InputError as error:
+        outcome.input_errors.append(str(error))
+        return outcome
+    result = RunResult()
+    try:
+        new_text = process_text(
+            source.text, job.name, job.config, result, fix=fix, unsafe=unsafe, diff=diff, path=job.path
+        )
+    except InputError as error:  # a notebook that is not one
+        outcome.input_errors.append(str(error))
+        return outcome
+    outcome.checked = True
+    if new_text is not None:
+        write_back(job.path, source, new_text, result)
+    outcome.findings = result.findings
+    outcome.errors = result.errors
+    outcome.input_errors = result.input_errors
+    outcome.fixed = result.fixed
+    outcome.diffs = result.diffs
+    if job.cache_key and not (result.errors or result.input_errors or result.fixed or result.diffs or new_text is not None):
+        # exactly what a plain check reports for these bytes
+        outcome.key = cache_module.entry_key(data, job.name, job.config.enabled_codes_for(job.path))
+    return outcome
+
+
+def _check_batch(jobs: list[FileJob]) -> list[FileOutcome]:
+    """A worker's task: a few files, checked (never fixed) in order."""
+    return [check_file(job) for job in jobs]
+
+
+def _ignore_sigint() -> None:  # workers: Ctrl-C is the parent's to handle
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+# -- many files ----------------------------------------------------------------------
+
+MIN_PARALLEL_FILES = 8  # fewer files to check than this: no process pool (its start-up costs more)
+BATCH_SIZE = 16  # files per task sent to a worker
+
+
+def default_jobs() -> int:
+    """The CPUs this process may run on (a container's limit, where the OS says)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _pool_context():
+    """fork where it is safe (Linux, one thread): workers start in milliseconds with
+    lintml already imported; elsewhere the platform's default."""
+    import multiprocessing
+    import threading
+
+    if sys.platform.startswith("linux") and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context()
+
+
+def _check_in_pool(jobs: list[FileJob], workers: int, done) -> list[FileOutcome]:
+    """Check `jobs` in worker processes; outcomes in the order of `jobs`. A worker's
+    exception is raised here, the first in file order, as the serial run would. Where
+    no process can be started, the files are checked here."""
+    import concurrent.futures
+
+    size = max(1, min(BATCH_SIZE, -(-len(jobs) // (workers * 4))))
+    batches = [jobs[i : i + size] for i in range(0, len(jobs), size)]
+    pool = None
+    try:
+        pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=workers, mp_context=_pool_context(), initializer=_ignore_sigint
+        )
+        futures = {pool.submit(_check_batch, batch): number for number, batch in enumerate(batches)}
+    except (OSError, ImportError, NotImplementedError):  # no processes here (some sandboxes)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        outcomes = []
+        for job in jobs:
+            outcomes.append(check_file(job))
+            done()
+        return outcomes
+    failed = False
+    try:
+        results: list[list[FileOutcome] | None] = [None] * len(batches)
+        for future in concurrent.futures.as_completed(futures):
+            if future.exception() is not None:
+                failed = True
+                break
+            results[futures[future]] = future.result()
+            done(len(batches[futures[future]]))
+        if failed:
+            pool.shutdown(wait=True, cancel_futures=True)
+            for future, _ in sorted(futures.items(), key=lambda item: item[1]):
+                if future.done() and not future.cancelled() and future.exception() is not None:
+                    raise future.exception()
+    finally:
+        pool.shutdown(wait=not failed, cancel_futures=True)
+    return [outcome for batch in results for outcome in batch]
 
 
 def run_targets(
@@ -149,27 +292,116 @@ def run_targets(
     unsafe: bool = False,
     diff: bool = False,
     force_exclude: bool = False,
+    cache: bool = False,
+    cache_dir: Path | None = None,
+    jobs: int = 1,
+    progress=None,
 ) -> RunResult:
+    """Check every file under `targets`. With `cache`, findings are read from and
+    stored in the result cache (the project root's `.lintml_cache`, `cache_dir` or
+    $LINTML_CACHE_DIR); with `jobs` > 1 and enough files to check, they are checked in
+    that many processes (never when fixing). `progress(done, total)` is told as files
+    are done. The result is the same whichever way."""
     result = RunResult()
-    for path, effective in collect_files(targets, result, force_exclude):
-        name = display_name(path)
-        try:
-            source = read_source(path)
-        except InputError as error:
-            result.input_errors.append(str(error))
-            continue
-        try:
-            new_text = process_text(
-                source.text, name, effective, result, fix=fix, unsafe=unsafe, diff=diff, path=path
-            )
-        except InputError as error:  # a notebook that is not one
-            result.input_errors.append(str(error))
-            continue
-        result.files_checked += 1
-        if new_text is not None:
-            write_back(path, source, new_text, result)
+    files = list(_collect(targets, result, force_exclude))
+    total = len(files)
+    done_count = 0
+
+    def done(count: int = 1) -> None:
+        nonlocal done_count
+        done_count += count
+        if progress is not None:
+            progress(done_count, total)
+
+    caches: dict[Path, cache_module.Cache] = {}
+    file_caches: list[cache_module.Cache | None] = []
+    outcomes: list[FileOutcome | None] = [None] * total
+    pending: list[FileJob] = []
+    for index, (path, effective, resolved) in enumerate(files):
+        name = display_name(path, resolved)
+        store = None
+        if cache:
+            folder = cache_module.default_dir(effective.root, cache_dir)
+            store = caches.setdefault(folder, cache_module.Cache(folder))
+        file_caches.append(store)
+        if store is not None:
+            try:
+                data = read_bytes(path)
+            except InputError:
+                data = None  # reported when it is checked
+            if data is not None:
+                key = cache_module.entry_key(data, name, effective.enabled_codes_for(path))
+                findings = store.get(resolved, key, name)
+                # when fixing, a file with something to fix is fixed from what it is now
+                if findings is not None and not ((fix or diff) and any(is_applicable(f, unsafe) for f in findings)):
+                    outcomes[index] = FileOutcome(findings=findings, checked=True)
+                    done()
+                    continue
+        pending.append(FileJob(index, path, name, effective, store is not None))
+
+    workers = min(jobs, len(pending) // 4)  # at least 4 files a worker
+    if fix or diff or workers <= 1 or len(pending) < MIN_PARALLEL_FILES:
+        for job in pending:
+            outcomes[job.index] = check_file(job, fix=fix, unsafe=unsafe, diff=diff)
+            done()
+    else:
+        for job, outcome in zip(pending, _check_in_pool(pending, workers, done)):
+            outcomes[job.index] = outcome
+
+    for (_, _, resolved), outcome, store in zip(files, outcomes, file_caches):
+        result.findings.extend(outcome.findings)
+        result.errors.extend(outcome.errors)
+        result.input_errors.extend(outcome.input_errors)
+        result.fixed.extend(outcome.fixed)
+        result.diffs.extend(outcome.diffs)
+        result.files_checked += outcome.checked
+        if store is not None and outcome.key is not None:
+            store.put(resolved, outcome.key, outcome.findings)
+    for store in caches.values():
+        store.prune()
+    result.caches = list(caches.values())
     result.findings.sort(key=Finding.sort_key)
     return result
+
+
+class Progress:
+    """`checked 1234/5678 files (410 files/s)` on one line of a terminal's stderr,
+    redrawn at most ten times a second and cleared at the end."""
+
+    def __init__(self, stream, minimum: int = 50, interval: float = 0.1) -> None:
+        self.stream = stream
+        self.minimum = minimum
+        self.interval = interval
+        self.started = time.monotonic()
+        self.last = 0.0
+        self.shown = False
+
+    @staticmethod
+    def wanted(stream) -> bool:
+        if os.environ.get("CI"):
+            return False
+        try:
+            return stream.isatty()
+        except (AttributeError, ValueError):
+            return False
+
+    def __call__(self, done: int, total: int) -> None:
+        if total <= self.minimum:
+            return
+        now = time.monotonic()
+        if now - self.last < self.interval and done < total:
+            return
+        self.last = now
+        rate = done / max(now - self.started, 1e-6)
+        self.stream.write(f"\r\x1b[Kchecked {done}/{total} files ({rate:.0f} files/s)")
+        self.stream.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.shown = False
 
 
 def write_back(path: Path, source: SourceFile, text: str, result: RunResult) -> None:
