@@ -192,6 +192,21 @@ def _config_use_cache_owner(target: cst.BaseExpression) -> cst.BaseExpression | 
     return None
 
 
+def _may_set_use_cache(node: cst.Assign) -> bool:
+    """`model.config.use_cache = ...` or `x = ...from_pretrained(..., use_cache=False)`:
+    the only assignments LML302 looks at, told apart by shape (generating the
+    statement's code to search it for `use_cache` cost a tenth of a run on transformers)."""
+    if any(_config_use_cache_owner(target.target) is not None for target in node.targets):
+        return True
+    value = chain_base(node.value)
+    return (
+        isinstance(value, cst.Call)
+        and isinstance(value.func, cst.Attribute)
+        and value.func.attr.value == "from_pretrained"
+        and _use_cache_false(value) is not None
+    )
+
+
 class CacheDisabledInConfig(Check):
     """`model.config.use_cache = False` left in place on a model that then generates,
     runs inference, or is saved: the slow setting ships with the model."""
@@ -211,7 +226,7 @@ class CacheDisabledInConfig(Check):
         self.restored: dict[tuple[int, str], list[int]] = {}
 
     def visit_Assign(self, node: cst.Assign) -> None:
-        if "use_cache" not in self.context.code_for(node):
+        if not _may_set_use_cache(node):
             return
         site = self.context.program.site(node)
         if site is None:
