@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lintml.runtime.observations import Observation
-from lintml.runtime.sites import display_path
 
 CONFIRMED, REFUTED, NOT_EXERCISED, NO_PROBE = "confirmed", "refuted", "not-exercised", "no-probe"
 
@@ -320,7 +319,7 @@ def join(findings, observations: list[Observation]) -> tuple[list[Verdict], list
 
 def verify(script: str | Path, args: list[str] | None = None, *, codes=None) -> VerifyResult:
     """Run `script` with `args` under `watch()`, check it and its local modules, join."""
-    from lintml.runner import run as run_static
+    from lintml.runner import display_name, run as run_static
     from lintml.runtime.watcher import Watch
 
     args = list(args or [])
@@ -331,7 +330,7 @@ def verify(script: str | Path, args: list[str] | None = None, *, codes=None) -> 
     files = [script] + [p for p in run.local_files if p.resolve() != script.resolve()]
     static_errors: list[str] = []
     findings = []
-    checked = sorted(str(_display(p)) for p in files) if script.exists() else []
+    checked = sorted(display_name(p) for p in files) if script.exists() else []
     if checked:
         result = run_static([Path(p) for p in checked])
         findings = sorted(result.findings, key=lambda f: f.sort_key())
@@ -339,7 +338,3 @@ def verify(script: str | Path, args: list[str] | None = None, *, codes=None) -> 
     verdicts, runtime_only = join(findings, observations)
     return VerifyResult(str(script), args, run, verdicts, runtime_only, observations,
                         watcher.disabled_probes, static_errors, checked)
-
-
-def _display(path: Path) -> Path:
-    return Path(display_path(str(path.resolve())))
