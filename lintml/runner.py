@@ -163,7 +163,11 @@ class FileJob:
     path: Path
     name: str
     config: Config
-    cache_key: bool  # compute the key to store the findings under
+    # what the cache look-up already read and computed (None when there is no cache, or
+    # the file could not be read there): the file is checked from these very bytes, so
+    # the findings are stored under the key of what was checked
+    data: bytes | None = None
+    cache_key: str | None = None
 
 
 @dataclass
@@ -181,7 +185,7 @@ def check_file(job: FileJob, *, fix: bool = False, unsafe: bool = False, diff: b
     """Read, lint (and maybe fix) one file; the fixed text is written back here."""
     outcome = FileOutcome()
     try:
-        data = read_bytes(job.path)
+        data = job.data if job.data is not None else read_bytes(job.path)
         source = source_from_bytes(data, job.path)
     except InputError as error:
         outcome.input_errors.append(str(error))
@@ -204,7 +208,7 @@ def check_file(job: FileJob, *, fix: bool = False, unsafe: bool = False, diff: b
     outcome.diffs = result.diffs
     if job.cache_key and not (result.errors or result.input_errors or result.fixed or result.diffs or new_text is not None):
         # exactly what a plain check reports for these bytes
-        outcome.key = cache_module.entry_key(data, job.name, job.config.enabled_codes_for(job.path))
+        outcome.key = job.cache_key
     return outcome
 
 
@@ -324,6 +328,7 @@ def run_targets(
             folder = cache_module.default_dir(effective.root, cache_dir)
             store = caches.setdefault(folder, cache_module.Cache(folder))
         file_caches.append(store)
+        data = key = None
         if store is not None:
             try:
                 data = read_bytes(path)
@@ -337,7 +342,7 @@ def run_targets(
                     outcomes[index] = FileOutcome(findings=findings, checked=True)
                     done()
                     continue
-        pending.append(FileJob(index, path, name, effective, store is not None))
+        pending.append(FileJob(index, path, name, effective, data, key))
 
     workers = min(jobs, len(pending) // 4)  # at least 4 files a worker
     if fix or diff or workers <= 1 or len(pending) < MIN_PARALLEL_FILES:
