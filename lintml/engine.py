@@ -12,7 +12,7 @@ from functools import lru_cache
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from lintml.analysis.walk import SCOPE_OUTER_FIELDS, child_fields
+from lintml.analysis.walk import SCOPE_OUTER_FIELDS, child_nodes
 from lintml.checks.base import Anchor, Check, FileContext, NodeFix
 from lintml.findings import Edit, Finding, Fix, Position
 from lintml.registry import CHECKS, RULES, SYNTAX_ERROR, UNUSED_SUPPRESSION
@@ -59,15 +59,17 @@ class _Traversal:
     def __init__(self, context: FileContext, checks: list[Check], result: FileResult) -> None:
         self.context = context
         self.result = result
-        self.handlers: dict[tuple[str, type], list] = defaultdict(list)
+        self.handlers: dict[str, dict[type, list]] = {"visit": defaultdict(list), "leave": defaultdict(list)}
         for check in checks:
             for event, node_type, method in _handler_names(type(check)):
                 node_class = getattr(cst, node_type)
-                self.handlers[(event, node_class)].append((check, getattr(check, method)))
+                self.handlers[event][node_class].append((check, getattr(check, method)))
+        self.visit = dict(self.handlers["visit"])
+        self.leave = dict(self.handlers["leave"])
         self.crashed: set[str] = set()
 
-    def _run(self, event: str, node: cst.CSTNode) -> None:
-        for check, handler in self.handlers.get((event, type(node)), ()):
+    def _run(self, handlers: list, node: cst.CSTNode) -> None:
+        for check, handler in handlers:
             if check.code in self.crashed:
                 continue
             try:
@@ -80,28 +82,24 @@ class _Traversal:
 
     def walk(self, node: cst.CSTNode) -> None:
         node_type = type(node)
-        self._run("visit", node)
+        handlers = self.visit.get(node_type)
+        if handlers:
+            self._run(handlers, node)
         outer = SCOPE_OUTER_FIELDS.get(node_type)
         if outer is not None:
-            for name in outer:
-                self._walk_value(getattr(node, name, None))
+            for child in child_nodes(node, outer):
+                self.walk(child)
             previous = self.context.scope
             self.context.scope = self.context.imports.scope_of(node) or previous
-            for name in child_fields(node_type):
-                self._walk_value(getattr(node, name))
+            for child in child_nodes(node):
+                self.walk(child)
             self.context.scope = previous
         else:
-            for name in child_fields(node_type):
-                self._walk_value(getattr(node, name))
-        self._run("leave", node)
-
-    def _walk_value(self, value) -> None:
-        if isinstance(value, cst.CSTNode):
-            self.walk(value)
-        elif type(value) in (list, tuple):
-            for item in value:
-                if isinstance(item, cst.CSTNode):
-                    self.walk(item)
+            for child in child_nodes(node):
+                self.walk(child)
+        handlers = self.leave.get(node_type)
+        if handlers:
+            self._run(handlers, node)
 
 
 def checks_for(source: str, enabled: frozenset[str]) -> list[type[Check]]:

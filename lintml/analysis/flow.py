@@ -18,7 +18,7 @@ import libcst as cst
 
 from lintml.analysis.program import Call, Function, Program
 from lintml.analysis.program import words as _words
-from lintml.analysis.walk import child_fields
+from lintml.analysis.walk import child_nodes
 
 _NESTED_SCOPES = (cst.FunctionDef, cst.ClassDef, cst.Lambda)
 
@@ -40,18 +40,6 @@ def _target_names(target: cst.BaseExpression, code) -> list[str]:
 GRAPH_CUTTING_METHODS = frozenset({"detach", "item", "tolist", "numpy", "argmax", "argmin"})
 
 
-def _children(node: cst.CSTNode) -> list[cst.CSTNode]:
-    """The nodes in the fields of `node` that can hold code."""
-    found: list[cst.CSTNode] = []
-    for name in child_fields(type(node)):
-        value = getattr(node, name)
-        if isinstance(value, cst.CSTNode):
-            found.append(value)
-        elif type(value) in (list, tuple):
-            found.extend(item for item in value if isinstance(item, cst.CSTNode))
-    return found
-
-
 def _path(root: cst.CSTNode, node: cst.CSTNode) -> list[cst.CSTNode] | None:
     """The nodes from `root` down to `node` (both included), or None if `node` is not in it."""
     stack: list[tuple[cst.CSTNode, list[cst.CSTNode]]] = [(root, [root])]
@@ -59,7 +47,7 @@ def _path(root: cst.CSTNode, node: cst.CSTNode) -> list[cst.CSTNode] | None:
         current, path = stack.pop()
         if current is node:
             return path
-        stack.extend((child, [*path, child]) for child in _children(current))
+        stack.extend((child, [*path, child]) for child in child_nodes(current))
     return None
 
 
@@ -70,7 +58,7 @@ def contains(root: cst.CSTNode, node: cst.CSTNode) -> bool:
         current = stack.pop()
         if current is node:
             return True
-        stack.extend(_children(current))
+        stack.extend(child_nodes(current))
     return False
 
 
@@ -136,7 +124,7 @@ class ValueFlow:
                     site = self.program.site(current)
                     if site is not None:
                         found.append((site.order, current))
-                stack.extend(child for child in _children(current) if not isinstance(child, _NESTED_SCOPES))
+                stack.extend(child for child in child_nodes(current) if not isinstance(child, _NESTED_SCOPES))
             found.sort(key=lambda item: item[0])
             self._assignments[key] = found
         return self._assignments[key]

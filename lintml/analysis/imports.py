@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
+from lintml.analysis.walk import child_nodes
+
 SHADOWED = ""  # a binding that is not an import of anything we can name
 
 
@@ -128,7 +130,7 @@ class ImportTable:
         elif isinstance(statement, cst.ExceptHandler) or isinstance(statement, cst.ExceptStarHandler):
             if statement.name is not None:
                 self._bind_target(statement.name.name, scope)
-        for child in statement.children:
+        for child in child_nodes(statement):
             if isinstance(child, (cst.BaseSuite,)):
                 self._collect_suite(child, scope)
             elif isinstance(child, (cst.BaseCompoundStatement, cst.SimpleStatementLine)):

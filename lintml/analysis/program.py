@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from lintml.analysis.imports import ImportTable, Scope, dotted_name
-from lintml.analysis.walk import SCOPE_OUTER_FIELDS, child_fields
+from lintml.analysis.walk import SCOPE_OUTER_FIELDS, child_nodes
 
 _DEF_NAME = re.compile(r"^[ \t]*(?:async[ \t]+)?def[ \t]+(\w+)", re.M)
 _WORD_BOUNDARY = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
@@ -236,6 +236,11 @@ def named_grad_off(expression: cst.BaseExpression, imports: ImportTable, scope: 
     return not (args and _is_false(args[0].value))  # `smart_inference_mode(False)`
 
 
+# per node type: is it a statement, and which `_visit_*` method (or `_walk_body`) walks it
+_IS_STATEMENT: dict[type, bool] = {}
+_HANDLERS: dict[type, object] = {}
+
+
 class Program:
     """The facts of one module. Build once per file; every check shares it."""
 
@@ -290,27 +295,31 @@ class Program:
         )
 
     def _walk_body(self, node: cst.CSTNode) -> None:
-        for name in child_fields(type(node)):
-            self._walk_value(getattr(node, name))
+        for child in child_nodes(node):
+            self._walk(child)
 
     def _walk_value(self, value) -> None:
-        if isinstance(value, cst.CSTNode):
-            self._walk(value)
-        elif type(value) in (list, tuple):
+        if type(value) in (list, tuple):
             for item in value:
                 if isinstance(item, cst.CSTNode):
                     self._walk(item)
+        elif isinstance(value, cst.CSTNode):
+            self._walk(value)
 
     def _walk(self, node: cst.CSTNode) -> None:
         self._order += 1
-        is_statement = isinstance(node, (cst.BaseCompoundStatement, cst.SimpleStatementLine))
+        node_type = type(node)
+        is_statement = _IS_STATEMENT.get(node_type)
+        if is_statement is None:
+            is_statement = _IS_STATEMENT[node_type] = issubclass(
+                node_type, (cst.BaseCompoundStatement, cst.SimpleStatementLine)
+            )
         if is_statement:
             self._statements.append(node)
-        handler = getattr(self, f"_visit_{type(node).__name__}", None)
-        if handler is not None:
-            handler(node)
-        else:
-            self._walk_body(node)
+        handler = _HANDLERS.get(node_type)
+        if handler is None:
+            handler = _HANDLERS[node_type] = getattr(Program, f"_visit_{node_type.__name__}", Program._walk_body)
+        handler(self, node)
         if is_statement:
             self._statements.pop()
 

@@ -38,15 +38,39 @@ def child_fields(node_type: type) -> tuple[str, ...]:
     )
 
 
+# Whether a type is a node type, by exact type: `isinstance(value, cst.CSTNode)` goes
+# through the ABC machinery, and the walks ask it of every field of every node.
+_IS_NODE: dict[type, bool] = {}
+
+
+def _is_node_type(value_type: type) -> bool:
+    known = _IS_NODE.get(value_type)
+    if known is None:
+        known = _IS_NODE[value_type] = issubclass(value_type, cst.CSTNode)
+    return known
+
+
+def child_nodes(node: cst.CSTNode, fields: tuple[str, ...] | None = None) -> list[cst.CSTNode]:
+    """The nodes in `fields` of `node` (by default every field that can hold code), in order."""
+    found: list[cst.CSTNode] = []
+    is_node = _IS_NODE.get
+    for name in child_fields(type(node)) if fields is None else fields:
+        value = getattr(node, name)
+        value_type = type(value)
+        if value_type is list or value_type is tuple:
+            for item in value:
+                item_type = type(item)
+                if is_node(item_type) or (is_node(item_type) is None and _is_node_type(item_type)):
+                    found.append(item)
+        elif is_node(value_type) or (is_node(value_type) is None and _is_node_type(value_type)):
+            found.append(value)
+    return found
+
+
 def descendants(node: cst.CSTNode):
     """`node` and every node below it that can hold code (cheaper than `.children`)."""
     stack = [node]
     while stack:
         current = stack.pop()
         yield current
-        for name in child_fields(type(current)):
-            value = getattr(current, name)
-            if isinstance(value, cst.CSTNode):
-                stack.append(value)
-            elif type(value) in (list, tuple):
-                stack.extend(item for item in value if isinstance(item, cst.CSTNode))
+        stack.extend(child_nodes(current))
