@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
 from functools import lru_cache
 
 import libcst as cst
@@ -14,25 +13,10 @@ from libcst.metadata import MetadataWrapper, PositionProvider
 
 from lintml.analysis.walk import SCOPE_OUTER_FIELDS, child_nodes
 from lintml.checks.base import Anchor, Check, FileContext, NodeFix
-from lintml.findings import Edit, Finding, Fix, Position
-from lintml.registry import CHECKS, RULES, SYNTAX_ERROR, UNUSED_SUPPRESSION
+from lintml.findings import Edit, FileResult, Finding, Fix, InternalError, Position
+from lintml.checks import CHECKS
+from lintml.registry import RULES, SYNTAX_ERROR, UNUSED_SUPPRESSION
 from lintml.suppressions import parse_suppressions
-
-
-@dataclass
-class InternalError:
-    """A check crashed on a file: reported to the user, never raised through."""
-
-    filename: str
-    code: str
-    error: str
-
-
-@dataclass
-class FileResult:
-    filename: str
-    findings: list[Finding] = field(default_factory=list)
-    errors: list[InternalError] = field(default_factory=list)
 
 
 @lru_cache(maxsize=None)

@@ -17,12 +17,19 @@ class InputError(Exception):
     """A path or file the user gave that cannot be checked; one line for the user."""
 
 
+NOTEBOOK_SUFFIX = ".ipynb"
+
+
+def is_notebook(filename: str) -> bool:
+    return filename.lower().endswith(NOTEBOOK_SUFFIX)
+
+
 def iter_python_files(path: Path, config: Config, force_exclude: bool = False, *, notebooks: bool = False):
     """The file itself, or the `.py` files (and with `notebooks`, the `.ipynb` files)
     under a folder, skipping excluded files and folders (and virtual environments) met
     on the way, in sorted order. With `force_exclude`, a path named by the caller is
     skipped too when it is excluded."""
-    suffixes = (".py", ".ipynb") if notebooks else (".py",)
+    suffixes = (".py", NOTEBOOK_SUFFIX) if notebooks else (".py",)
     if not path.exists():
         raise InputError(f"{path}: no such file or directory")
     if force_exclude and config.is_excluded_named(path):
@@ -74,7 +81,7 @@ def read_bytes(path: Path) -> bytes:
 
 def source_from_bytes(data: bytes, path: Path) -> SourceFile:
     """A Python file's bytes decoded as Python does; a notebook's (`.ipynb`, JSON) as UTF-8."""
-    if path.suffix.lower() == ".ipynb":
+    if is_notebook(path.name):
         bom = data.startswith(b"\xef\xbb\xbf")
         try:
             return SourceFile(data.decode("utf-8-sig" if bom else "utf-8"), "utf-8-sig" if bom else "utf-8", bom)

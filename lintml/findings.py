@@ -62,3 +62,19 @@ class Finding:
 
     def sort_key(self) -> tuple:
         return (self.filename, self.cell or 0, self.start.line, self.start.column, self.code)
+
+
+@dataclass
+class InternalError:
+    """A check crashed on a file: reported to the user, never raised through."""
+
+    filename: str
+    code: str
+    error: str
+
+
+@dataclass
+class FileResult:
+    filename: str
+    findings: list[Finding] = field(default_factory=list)
+    errors: list[InternalError] = field(default_factory=list)

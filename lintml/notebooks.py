@@ -24,12 +24,13 @@ import tokenize
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from lintml.engine import InternalError, _syntax_error, apply_suppressions, lint_source
-from lintml.findings import Edit, Finding, Fix, Position
+from lintml.engine import _syntax_error, apply_suppressions, lint_source
+from lintml.files import NOTEBOOK_SUFFIX as SUFFIX
+from lintml.files import is_notebook  # noqa: F401  (part of this module's interface)
+from lintml.findings import Edit, Finding, Fix, InternalError, Position
 from lintml.fixes import MAX_ROUNDS, apply_edits, parses
 from lintml.registry import SYNTAX_ERROR
 
-SUFFIX = ".ipynb"
 _LINES = re.compile(r"\r\n|\r|\n")
 
 # Cell magics whose body is Python run as usual; the body of any other cell magic
@@ -48,10 +49,6 @@ _CELL_MAGIC = re.compile(r"%%(\w*)")
 
 class NotebookError(ValueError):
     """The file is not a notebook lintml can read; one line for the user."""
-
-
-def is_notebook(filename: str) -> bool:
-    return filename.lower().endswith(SUFFIX)
 
 
 # -- reading and writing ------------------------------------------------------------------

@@ -7,44 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from lintml.checks.amp import ClipBeforeUnscale, Fp16AutocastWithoutGradScaler, GradScalerBypassed
-from lintml.checks.base import Check
-from lintml.checks.gradients import GradModeNotCalled, InferenceWithoutNoGrad, LossAccumulatedWithGraph
-from lintml.checks.hygiene import MissingZeroGrad
-from lintml.checks.kvcache import CacheDisabledInConfig, DecodingLoopWithoutCache, GenerateWithoutKvCache
-from lintml.checks.loops import ForwardCalledDirectly
-from lintml.checks.modes import (
-    InferenceWithoutEval,
-    ModeMethodNotCalled,
-    QuantizeWithoutEval,
-    TrainingInEvalMode,
-    TrainModeNotRestored,
-)
-from lintml.checks.precision import Fp16WeightsTrained, HalfDefaultDtype, HalfPrecisionOnCpu, Tf32Enabled
 from lintml.findings import Applicability
-
-CHECKS: tuple[type[Check], ...] = (
-    InferenceWithoutNoGrad,
-    LossAccumulatedWithGraph,
-    GradModeNotCalled,
-    InferenceWithoutEval,
-    TrainModeNotRestored,
-    TrainingInEvalMode,
-    ModeMethodNotCalled,
-    QuantizeWithoutEval,
-    GenerateWithoutKvCache,
-    CacheDisabledInConfig,
-    DecodingLoopWithoutCache,
-    HalfDefaultDtype,
-    Tf32Enabled,
-    HalfPrecisionOnCpu,
-    Fp16WeightsTrained,
-    Fp16AutocastWithoutGradScaler,
-    GradScalerBypassed,
-    ClipBeforeUnscale,
-    ForwardCalledDirectly,
-    MissingZeroGrad,
-)
 
 SYNTAX_ERROR = "LML900"
 UNUSED_SUPPRESSION = "LML901"
@@ -55,40 +18,46 @@ DOCS_URL = "https://github.com/lintml/lintml/blob/main/rules/{code}.md"
 @dataclass(frozen=True)
 class Rule:
     code: str
-    name: str
+    name: str  # kebab-case, stable
     family: str
-    summary: str
+    summary: str  # one line: what is reported
     default_enabled: bool
     fix_safety: Applicability | None
-    check: type[Check] | None = None
 
     @property
     def url(self) -> str:
         return DOCS_URL.format(code=self.code)
 
 
-def _rule_of(check: type[Check]) -> Rule:
-    return Rule(
-        check.code, check.name, check.family, check.summary, check.default_enabled, check.fix_safety, check
-    )
-
-
+# The table every command reads. It names no check class, so that configuration, the
+# result cache and the outputs work without importing the checks (and LibCST): a run
+# whose files all come from the cache starts in tens of milliseconds. The checks
+# (lintml.checks.CHECKS) each name their code; tests/test_rule_pages.py keeps the two equal.
 RULES: dict[str, Rule] = {
     rule.code: rule
-    for rule in sorted(
-        [
-            *(_rule_of(check) for check in CHECKS),
-            Rule(SYNTAX_ERROR, "syntax-error", "meta", "The file could not be parsed", True, None),
-            Rule(
-                UNUSED_SUPPRESSION,
-                "unused-suppression",
-                "meta",
-                "A suppression comment names a code that reported nothing on its line",
-                False,
-                None,
-            ),
-        ],
-        key=lambda rule: rule.code,
+    for rule in (
+        Rule("LML101", "inference-without-no-grad", "gradients", "A model runs forward for inference with autograd on", True, Applicability.UNSAFE),
+        Rule("LML102", "loss-accumulated-with-graph", "gradients", "A loss tensor that carries its graph is accumulated across loop iterations", True, Applicability.SAFE),
+        Rule("LML103", "grad-mode-not-called", "gradients", "A grad-mode context manager is used without being called", True, Applicability.SAFE),
+        Rule("LML201", "inference-without-eval", "train/eval mode", "A model runs inference while in training mode", True, Applicability.UNSAFE),
+        Rule("LML202", "train-mode-not-restored", "train/eval mode", "A training loop puts the model in eval mode and never back in training mode", True, Applicability.SAFE),
+        Rule("LML203", "training-in-eval-mode", "train/eval mode", "A model is trained while in eval mode", True, None),
+        Rule("LML204", "mode-method-not-called", "train/eval mode", "A side-effect method (`eval`, `train`, `zero_grad`, `step`, `backward`) is named but not called", True, Applicability.SAFE),
+        Rule("LML205", "quantize-without-eval", "train/eval mode", "Post-training quantization is applied to a model not in eval mode", True, None),
+        Rule("LML301", "generate-without-kv-cache", "KV cache", "Generation runs with `use_cache=False`", True, Applicability.SAFE),
+        Rule("LML302", "cache-disabled-in-config", "KV cache", "The model's config keeps `use_cache=False` into generation, inference or saving", True, None),
+        Rule("LML303", "decoding-loop-without-cache", "KV cache", "A decoding loop re-runs the model on the whole growing sequence without `past_key_values`", True, None),
+        Rule("LML401", "half-precision-on-cpu", "precision", "A model is converted to float16 while the file puts it on the CPU", True, None),
+        Rule("LML402", "fp16-autocast-without-grad-scaler", "precision", "A loss computed under float16 autocast is backpropagated without a GradScaler", True, None),
+        Rule("LML403", "fp16-weights-trained", "precision", "An optimizer updates the weights of a model converted to float16", True, None),
+        Rule("LML404", "half-default-dtype", "precision", "`torch.set_default_dtype` is set to a 16-bit float type", True, None),
+        Rule("LML405", "grad-scaler-bypassed", "precision", "A GradScaler exists but the loss, the optimizer step or the update bypasses it", True, None),
+        Rule("LML406", "clip-before-unscale", "precision", "Gradients are clipped before `scaler.unscale_(optimizer)`", True, None),
+        Rule("LML407", "tf32-enabled", "precision", "TF32 is enabled for float32 matmuls or convolutions", False, None),
+        Rule("LML501", "missing-zero-grad", "training-loop hygiene", "A training loop steps an optimizer but never zeroes its gradients", True, None),
+        Rule("LML502", "forward-called-directly", "training-loop hygiene", "`model.forward(...)` is called directly instead of `model(...)`, skipping hooks", True, Applicability.SAFE),
+        Rule("LML900", "syntax-error", "meta", "The file could not be parsed", True, None),
+        Rule("LML901", "unused-suppression", "meta", "A suppression comment names a code that reported nothing on its line", False, None),
     )
 }
 

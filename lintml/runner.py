@@ -12,11 +12,17 @@ from pathlib import Path
 from lintml import cache as cache_module
 from lintml import config as config_module
 from lintml.config import Config
-from lintml.engine import FileResult, InternalError, lint_source
-from lintml.files import InputError, SourceFile, iter_python_files, read_bytes, source_from_bytes, write_atomically
-from lintml.findings import Finding
+from lintml.files import (
+    InputError,
+    SourceFile,
+    is_notebook,
+    iter_python_files,
+    read_bytes,
+    source_from_bytes,
+    write_atomically,
+)
+from lintml.findings import FileResult, Finding, InternalError
 from lintml.fixes import fix_source, is_applicable, parses
-from lintml.notebooks import NotebookError, is_notebook, lint_notebook
 
 
 @dataclass
@@ -63,7 +69,15 @@ def display_name(path: Path, resolved: Path | None = None) -> str:
 
 
 def lint_text(text: str, filename: str, config: Config, path: Path | None = None) -> FileResult:
+    from lintml.engine import lint_source  # LibCST: imported only when a file is really checked
+
     return lint_source(text, filename, config.enabled_codes_for(path or Path(filename)))
+
+
+def lint_notebook(text: str, filename: str, enabled: frozenset[str], **options):
+    from lintml.notebooks import lint_notebook as lint  # LibCST, as for lint_text
+
+    return lint(text, filename, enabled, **options)
 
 
 def process_text(
@@ -126,6 +140,8 @@ def process_text(
 def _process_notebook(
     text: str, filename: str, config: Config, result: RunResult, *, fix: bool, unsafe: bool, diff: bool, path: Path | None
 ) -> str | None:
+    from lintml.notebooks import NotebookError
+
     try:
         outcome = lint_notebook(
             text, filename, config.enabled_codes_for(path or Path(filename)), fix=fix, unsafe=unsafe, diff=diff

@@ -319,3 +319,19 @@ def test_prune_deletes_entries_unused_for_long(tmp_path):
     # at most once a day
     os.utime(_entries(tmp_path / "c")[0], (long_ago, long_ago))
     assert store.prune() == 0
+
+
+def test_a_warm_run_does_not_import_libcst(tmp_path):
+    """A run served from the cache never imports the checks, hence never LibCST (the
+    150 ms start-up target of issue 7); a cold run does."""
+    project = _project(tmp_path / "p")
+    probe = (
+        "import sys\nfrom lintml.cli import main\ncode = main(['check', '--output-format', 'concise', '.'])\n"
+        "print('libcst imported' if 'libcst' in sys.modules else 'libcst not imported', code)\n"
+    )
+    runs = [subprocess.run([sys.executable, "-c", probe], cwd=project, capture_output=True, text=True, env=_env()) for _ in range(2)]
+    cold, warm = (run.stdout.splitlines() for run in runs)
+    assert cold[-1] == "libcst imported 1"
+    assert warm[-1] == "libcst not imported 1"
+    assert warm[:-1] == cold[:-1]
+    assert any(line.startswith("nb.ipynb:cell ") for line in warm)  # notebooks come from the cache too

@@ -11,7 +11,7 @@ import pytest
 
 import lintml
 from lintml.config import Config
-from lintml.registry import PAGE_SECTIONS, RULES, SYNTAX_ERROR, page, parse_page, rules_dir
+from lintml.registry import PAGE_SECTIONS, RULES, SYNTAX_ERROR, UNUSED_SUPPRESSION, page, parse_page, rules_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES_DIR = ROOT / "rules"
@@ -25,6 +25,25 @@ def lint(text: str):
 
 def read_page(code: str):
     return parse_page(code, (PAGES_DIR / f"{code}.md").read_text(encoding="utf-8"))
+
+
+def test_every_check_has_a_rule_and_every_rule_a_check():
+    """The registry's table is written out (so that reading it imports no check);
+    every check must be in it once, and every rule but the meta codes a check."""
+    from lintml.checks import CHECKS
+
+    check_codes = [check.code for check in CHECKS]
+    assert len(check_codes) == len(set(check_codes))
+    assert sorted(check_codes) == sorted(code for code, rule in RULES.items() if rule.family != "meta")
+    assert sorted(code for code, rule in RULES.items() if rule.family == "meta") == [SYNTAX_ERROR, UNUSED_SUPPRESSION]
+
+
+@pytest.mark.parametrize("code", [code for code in CODES if RULES[code].family != "meta"])
+def test_the_fixes_a_check_offers_have_the_registry_s_safety(code: str):
+    findings = [f for f in lint(read_page(code).code_block("Example")) if f.code == code]
+    assert findings
+    safety = {finding.fix.applicability for finding in findings if finding.fix is not None}
+    assert safety == ({RULES[code].fix_safety} if RULES[code].fix_safety else set())
 
 
 def test_every_rule_has_a_page_and_every_page_a_rule():

@@ -220,9 +220,6 @@ class Fp16AutocastWithoutGradScaler(Check):
     """A loss computed under float16 autocast is backpropagated without a GradScaler."""
 
     code = "LML402"
-    name = "fp16-autocast-without-grad-scaler"
-    family = "precision"
-    summary = "A loss computed under float16 autocast is backpropagated without a GradScaler"
     triggers = ("autocast",)
 
     def visit_Module(self, node: cst.Module) -> None:
@@ -253,9 +250,6 @@ class GradScalerBypassed(Check):
     goes around it."""
 
     code = "LML405"
-    name = "grad-scaler-bypassed"
-    family = "precision"
-    summary = "A GradScaler exists but the loss, the optimizer step or the update bypasses it"
     triggers = ("GradScaler", "scaler")
 
     def visit_Module(self, node: cst.Module) -> None:
@@ -348,9 +342,6 @@ class ClipBeforeUnscale(Check):
     """Gradients are clipped while still multiplied by the GradScaler's scale."""
 
     code = "LML406"
-    name = "clip-before-unscale"
-    family = "precision"
-    summary = "Gradients are clipped before `scaler.unscale_(optimizer)`"
     triggers = ("clip_grad",)
 
     def visit_Module(self, node: cst.Module) -> None:

@@ -153,12 +153,7 @@ def _is_future_import(statement: cst.CSTNode) -> bool:
 class Check:
     """Base class of every rule that is found by visiting the syntax tree."""
 
-    code: ClassVar[str]
-    name: ClassVar[str]  # kebab-case, stable
-    family: ClassVar[str]
-    summary: ClassVar[str]  # one line: what is reported
-    fix_safety: ClassVar[Applicability | None] = None
-    default_enabled: ClassVar[bool] = True
+    code: ClassVar[str]  # its name, family, default and fix safety: lintml.registry.RULES
     # The check can only fire on a file whose text contains one of these strings.
     # Files that contain none of any enabled check's triggers are not parsed.
     triggers: ClassVar[tuple[str, ...]] = ()

@@ -30,10 +30,6 @@ class GradModeNotCalled(Check):
     """
 
     code = "LML103"
-    name = "grad-mode-not-called"
-    family = "gradients"
-    summary = "A grad-mode context manager is used without being called"
-    fix_safety = Applicability.SAFE
     triggers = ("no_grad", "enable_grad", "inference_mode", "set_grad_enabled")
 
     def visit_WithItem(self, node: cst.WithItem) -> None:
@@ -101,10 +97,6 @@ class InferenceWithoutNoGrad(Check):
     """
 
     code = "LML101"
-    name = "inference-without-no-grad"
-    family = "gradients"
-    summary = "A model runs forward for inference with autograd on"
-    fix_safety = Applicability.UNSAFE
     triggers = MODEL_TRIGGERS
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -248,10 +240,6 @@ class LossAccumulatedWithGraph(Check):
     """
 
     code = "LML102"
-    name = "loss-accumulated-with-graph"
-    family = "gradients"
-    summary = "A loss tensor that carries its graph is accumulated across loop iterations"
-    fix_safety = Applicability.SAFE
     triggers = ("loss", "backward", *MODEL_TRIGGERS)
 
     def visit_AugAssign(self, node: cst.AugAssign) -> None:

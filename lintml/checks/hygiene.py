@@ -38,9 +38,6 @@ class MissingZeroGrad(Check):
     """
 
     code = "LML501"
-    name = "missing-zero-grad"
-    family = "training-loop hygiene"
-    summary = "A training loop steps an optimizer but never zeroes its gradients"
     triggers = ("backward",)
 
     def visit_Module(self, node: cst.Module) -> None:

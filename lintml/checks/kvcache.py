@@ -8,7 +8,6 @@ import libcst as cst
 
 from lintml.analysis.program import chain_base
 from lintml.checks.base import Anchor, Check, NodeFix, delete_between, replace_node
-from lintml.findings import Applicability
 
 # transformers exports GenerationConfig from several modules
 _GENERATION_CONFIG_MODULES = (
@@ -72,10 +71,6 @@ class GenerateWithoutKvCache(Check):
     """
 
     code = "LML301"
-    name = "generate-without-kv-cache"
-    family = "KV cache"
-    summary = "Generation runs with `use_cache=False`"
-    fix_safety = Applicability.SAFE
     triggers = ("use_cache",)
 
     def __init__(self, context) -> None:
@@ -212,10 +207,6 @@ class CacheDisabledInConfig(Check):
     runs inference, or is saved: the slow setting ships with the model."""
 
     code = "LML302"
-    name = "cache-disabled-in-config"
-    family = "KV cache"
-    summary = "The model's config keeps `use_cache=False` into generation, inference or saving"
-    fix_safety = None
     triggers = ("use_cache",)
 
     def __init__(self, context) -> None:
@@ -367,10 +358,6 @@ class DecodingLoopWithoutCache(Check):
     each step without a cache: every step re-encodes the prefix."""
 
     code = "LML303"
-    name = "decoding-loop-without-cache"
-    family = "KV cache"
-    summary = "A decoding loop re-runs the model on the whole growing sequence without `past_key_values`"
-    fix_safety = None
     triggers = ("cat", "hstack", "column_stack")
 
     def visit_Call(self, node: cst.Call) -> None:

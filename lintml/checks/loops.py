@@ -6,7 +6,6 @@ import libcst as cst
 
 from lintml.analysis.program import Function
 from lintml.checks.base import Anchor, Check, NodeFix, delete_between
-from lintml.findings import Applicability
 
 
 class ForwardCalledDirectly(Check):
@@ -18,10 +17,6 @@ class ForwardCalledDirectly(Check):
     """
 
     code = "LML502"
-    name = "forward-called-directly"
-    family = "training-loop hygiene"
-    summary = "`model.forward(...)` is called directly instead of `model(...)`, skipping hooks"
-    fix_safety = Applicability.SAFE
     triggers = (".forward",)
 
     def visit_Call(self, node: cst.Call) -> None:

@@ -26,10 +26,6 @@ class ModeMethodNotCalled(Check):
     """
 
     code = "LML204"
-    name = "mode-method-not-called"
-    family = "train/eval mode"
-    summary = "A side-effect method (`eval`, `train`, `zero_grad`, `step`, `backward`) is named but not called"
-    fix_safety = Applicability.SAFE
     triggers = ("eval", "train", "zero_grad", "step", "backward")
 
     def visit_Expr(self, node: cst.Expr) -> None:
@@ -81,10 +77,6 @@ class InferenceWithoutEval(Check):
     """
 
     code = "LML201"
-    name = "inference-without-eval"
-    family = "train/eval mode"
-    summary = "A model runs inference while in training mode"
-    fix_safety = Applicability.UNSAFE
     triggers = MODEL_TRIGGERS
 
     def __init__(self, context) -> None:
@@ -478,10 +470,6 @@ class TrainModeNotRestored(Check):
     """
 
     code = "LML202"
-    name = "train-mode-not-restored"
-    family = "train/eval mode"
-    summary = "A training loop puts the model in eval mode and never back in training mode"
-    fix_safety = Applicability.SAFE
     triggers = _TRAINING_TRIGGERS
 
     def visit_Module(self, node: cst.Module) -> None:
@@ -603,9 +591,6 @@ class TrainingInEvalMode(Check):
     """
 
     code = "LML203"
-    name = "training-in-eval-mode"
-    family = "train/eval mode"
-    summary = "A model is trained while in eval mode"
     triggers = _TRAINING_TRIGGERS
 
     def visit_Module(self, node: cst.Module) -> None:
@@ -710,9 +695,6 @@ class QuantizeWithoutEval(Check):
     """
 
     code = "LML205"
-    name = "quantize-without-eval"
-    family = "train/eval mode"
-    summary = "Post-training quantization is applied to a model not in eval mode"
     triggers = ("quantiz",)
 
     def visit_Call(self, node: cst.Call) -> None:

@@ -51,9 +51,6 @@ class HalfDefaultDtype(Check):
     precision."""
 
     code = "LML404"
-    name = "half-default-dtype"
-    family = "precision"
-    summary = "`torch.set_default_dtype` is set to a 16-bit float type"
     triggers = ("set_default_dtype",)
 
     def visit_Call(self, node: cst.Call) -> None:
@@ -79,10 +76,6 @@ class Tf32Enabled(Check):
     mantissa on Ampere and newer GPUs. Informational."""
 
     code = "LML407"
-    name = "tf32-enabled"
-    family = "precision"
-    summary = "TF32 is enabled for float32 matmuls or convolutions"
-    default_enabled = False
     triggers = ("allow_tf32", "fp32_precision", "set_float32_matmul_precision")
 
     def visit_Assign(self, node: cst.Assign) -> None:
@@ -225,9 +218,6 @@ class HalfPrecisionOnCpu(_Float16):
     kernels are missing or far slower than float32 and bfloat16."""
 
     code = "LML401"
-    name = "half-precision-on-cpu"
-    family = "precision"
-    summary = "A model is converted to float16 while the file puts it on the CPU"
     triggers = ("half", "float16")
 
     def visit_Module(self, node: cst.Module) -> None:
@@ -332,9 +322,6 @@ class Fp16WeightsTrained(_Float16):
     master copy, so updates below float16 resolution are lost."""
 
     code = "LML403"
-    name = "fp16-weights-trained"
-    family = "precision"
-    summary = "An optimizer updates the weights of a model converted to float16"
     triggers = ("half", "float16")
 
     def visit_Module(self, node: cst.Module) -> None:
