@@ -110,7 +110,9 @@ class Config:
     def relative(self, path: Path | str) -> PurePosixPath:
         # normalized (`../proj/src` must match patterns too), then with symlinks resolved
         absolute = Path(os.path.abspath(path))
-        for candidate in (absolute, absolute.resolve()):
+        # resolving symlinks costs a system call per path part: only when needed
+        for candidate in (absolute, None):
+            candidate = candidate or absolute.resolve()
             for base in (self.root, Path.cwd()):
                 try:
                     return PurePosixPath(candidate.relative_to(base).as_posix())
