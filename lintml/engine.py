@@ -11,7 +11,7 @@ from functools import lru_cache
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
 
-from lintml.analysis.walk import SCOPE_OUTER_FIELDS, child_nodes
+from lintml.analysis.walk import SCOPE_OUTER_FIELDS, child_fields, child_nodes
 from lintml.checks.base import Anchor, Check, FileContext, NodeFix
 from lintml.findings import Edit, FileResult, Finding, Fix, InternalError, Position
 from lintml.checks import CHECKS
@@ -78,7 +78,7 @@ class _Traversal:
             for child in child_nodes(node):
                 self.walk(child)
             self.context.scope = previous
-        else:
+        elif child_fields(node_type):  # leaves (`Name`, `Integer`, ...) have none
             for child in child_nodes(node):
                 self.walk(child)
         handlers = self.leave.get(node_type)
@@ -140,9 +140,14 @@ def lint_source(source: str, filename: str, enabled: frozenset[str]) -> FileResu
         else:
             context = FileContext(filename, source, module)
             checks = [check(context) for check in check_classes]
-            _Traversal(context, checks, result).walk(module)
-            if context.reports:
-                result.findings.extend(_findings_from_reports(context))
+            try:
+                _Traversal(context, checks, result).walk(module)
+                if context.reports:
+                    result.findings.extend(_findings_from_reports(context))
+            finally:
+                for check in checks:
+                    check.__dict__.clear()
+                context.release()
     result.findings = apply_suppressions(result.findings, source, filename, enabled)
     result.findings.sort(key=Finding.sort_key)
     return result

@@ -270,6 +270,20 @@ class Program:
         self._walk_body(module)
         self.module_function.end = self._order
 
+    def release(self) -> None:
+        """Break the reference cycles of the facts (a site names its function, which lists
+        its sites), so that the file's tree is freed the moment the check ends rather than
+        by a later cyclic collection: left to the collector, every tree survives into the
+        oldest generation and each full collection walks all of it again."""
+        for function in self.functions.values():
+            function.__dict__.clear()
+        for classes in self.classes.values():
+            for cls in classes:
+                cls.__dict__.clear()
+        for site in self.sites.values():
+            site.__dict__.clear()
+        self.__dict__.clear()
+
     # -- lookups ---------------------------------------------------------------------
 
     def site(self, node: cst.CSTNode) -> Site | None:

@@ -8,6 +8,7 @@ analysis pre-pass walk this way.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from functools import lru_cache
 
 import libcst as cst
@@ -31,11 +32,28 @@ def child_fields(node_type: type) -> tuple[str, ...]:
     class: only those inside its scope (its name is not walked)."""
     outer = SCOPE_OUTER_FIELDS.get(node_type)
     skipped = (*outer, "name") if outer is not None else ()
+    try:
+        hints = typing.get_type_hints(node_type)
+    except Exception:  # an annotation LibCST cannot resolve: keep every field
+        hints = {}
     return tuple(
         field.name
         for field in dataclasses.fields(node_type)
-        if not field.name.startswith(_TOKEN_FIELDS) and field.name not in skipped
+        if not field.name.startswith(_TOKEN_FIELDS)
+        and field.name not in skipped
+        and _can_hold_a_node(hints.get(field.name, cst.CSTNode))
     )
+
+
+def _can_hold_a_node(hint) -> bool:
+    """Whether a field's annotation admits a node (`Name.value: str` does not, so the
+    walks never look into a leaf)."""
+    if isinstance(hint, type):
+        return issubclass(hint, cst.CSTNode)
+    if typing.get_origin(hint) is typing.Literal:
+        return False
+    arguments = typing.get_args(hint)
+    return not arguments or any(_can_hold_a_node(argument) for argument in arguments)
 
 
 # Whether a type is a node type, by exact type: `isinstance(value, cst.CSTNode)` goes

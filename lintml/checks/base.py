@@ -108,6 +108,12 @@ class FileContext:
     def contexts(self) -> Contexts:
         return Contexts(self.program, self.models, self.callgraph)
 
+    def release(self) -> None:
+        """Drop every fact about the file once it is checked (see Program.release)."""
+        if "program" in self.__dict__:
+            self.program.release()
+        self.__dict__.clear()
+
     def qualified_name(self, node: cst.BaseExpression) -> str | None:
         """What `node` names in the current scope (`torch.no_grad` for `T.no_grad`)."""
         return self.imports.qualified_name(node, self.scope)
