@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import sys
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 
 from lintml.registry import RULES, SYNTAX_ERROR, codes_matching
@@ -90,8 +92,7 @@ class Config:
     def is_excluded(self, path: Path) -> bool:
         """Whether a file or folder met while walking a folder is skipped. Paths named
         on the command line are always checked (as Ruff does)."""
-        relative = self.relative(path)
-        return any(_glob_matches(pattern, relative) for pattern in (*self.exclude, *self.extend_exclude))
+        return _exclude_matcher((*self.exclude, *self.extend_exclude))(str(self.relative(path)))
 
     def is_excluded_named(self, path: Path) -> bool:
         """Whether a path named on the command line is skipped under `--force-exclude`:
@@ -109,7 +110,10 @@ class Config:
 
     def relative(self, path: Path | str) -> PurePosixPath:
         # normalized (`../proj/src` must match patterns too), then with symlinks resolved
-        absolute = Path(os.path.abspath(path))
+        absolute_text, root_text = os.path.abspath(path), str(self.root)
+        if absolute_text.startswith(root_text + os.sep):  # the usual case, without Path objects
+            return PurePosixPath(absolute_text[len(root_text) + 1 :].replace(os.sep, "/"))
+        absolute = Path(absolute_text)
         # resolving symlinks costs a system call per path part: only when needed
         for candidate in (absolute, None):
             candidate = candidate or absolute.resolve()
@@ -120,6 +124,33 @@ class Config:
                     continue
         # outside the project: only the file's own name can match a pattern
         return PurePosixPath(absolute.name)
+
+
+@lru_cache(maxsize=32)
+def _exclude_matcher(patterns: tuple[str, ...]):
+    """`_glob_matches(pattern, relative)` for any of `patterns`, as one compiled test of a
+    root-relative POSIX path: walking a large folder asks it of every file."""
+    by_name, by_path = [], []
+    for pattern in patterns:
+        pattern = pattern.rstrip("/")
+        if pattern.startswith("./"):
+            pattern = pattern[2:]
+        (by_path if "/" in pattern else by_name).append(fnmatch.translate(pattern))
+    name_matches = re.compile("|".join(by_name)).match if by_name else None
+    path_matches = re.compile("|".join(by_path)).match if by_path else None
+
+    def matches(relative: str) -> bool:
+        if relative in ("", "."):  # the root itself: no name to match
+            return False
+        if name_matches is not None and name_matches(relative.rpartition("/")[2]):
+            return True
+        while path_matches is not None and relative:
+            if path_matches(relative):  # the path, or a folder above it
+                return True
+            relative = relative.rpartition("/")[0]
+        return False
+
+    return matches
 
 
 def _glob_matches(pattern: str, relative: PurePosixPath, *, any_component: bool = False) -> bool:

@@ -47,6 +47,7 @@ def collect_files(targets: list[tuple[Path, Config]], result: RunResult, force_e
 def _collect(targets: list[tuple[Path, Config]], result: RunResult, force_exclude: bool = False):
     """collect_files, with each file's resolved path."""
     seen: set[Path] = set()
+    folders: dict[Path, Path] = {}  # each folder resolved once, not once per file in it
     for path, config in targets:
         try:
             files = list(iter_python_files(path, config, force_exclude, notebooks=True))
@@ -54,7 +55,12 @@ def _collect(targets: list[tuple[Path, Config]], result: RunResult, force_exclud
             result.input_errors.append(str(error))
             continue
         for file in files:
-            key = file.resolve()
+            folder = folders.get(file.parent)
+            if folder is None:
+                folder = folders[file.parent] = file.parent.resolve()
+            key = folder / file.name
+            if os.path.islink(key):
+                key = key.resolve()
             if key not in seen:
                 seen.add(key)
                 yield file, config, key

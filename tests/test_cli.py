@@ -104,6 +104,19 @@ def test_force_exclude_applies_exclude_to_named_files(tree, capsys, monkeypatch)
     assert (code, out) == (0, "All checks passed!\n")
 
 
+def test_a_file_reached_through_symlinks_is_checked_once(tree, capsys, monkeypatch):
+    (tree / "linked_src").symlink_to(tree / "src", target_is_directory=True)
+    (tree / "train_link.py").symlink_to(tree / "train.py")
+    # walking: a linked folder is not followed, a linked file is the file it points to
+    code, out, _ = lintml_main(["check", "--output-format", "concise"], tree, capsys, monkeypatch)
+    assert out.splitlines() == [eval_line("scratch/try.py"), eval_line("src/pkg/model.py"), eval_line("train.py")]
+    # named twice, through a link and directly: checked once, named by the real path
+    named = ["linked_src/pkg/model.py", "src/pkg/model.py", "train_link.py", "train.py"]
+    code, out, _ = lintml_main(["check", "--output-format", "concise", *named], tree, capsys, monkeypatch)
+    assert out.splitlines() == [eval_line("src/pkg/model.py"), eval_line("train.py")]
+    assert code == 1
+
+
 def test_extend_exclude_on_the_command_line(tree, capsys, monkeypatch):
     code, out, _ = lintml_main(
         ["check", "--output-format", "concise", "--extend-exclude", "scratch,train.py"],
