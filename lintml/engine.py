@@ -10,8 +10,9 @@ from functools import lru_cache
 
 import libcst as cst
 from libcst.metadata import MetadataWrapper, PositionProvider
+from libcst.metadata.position_provider import PositionProvidingCodegenState
 
-from lintml.analysis.walk import SCOPE_OUTER_FIELDS, child_fields, child_nodes
+from lintml.analysis.walk import SCOPE_OUTER_FIELDS, child_fields, child_nodes, descendants
 from lintml.checks.base import Anchor, Check, FileContext, NodeFix
 from lintml.findings import Edit, FileResult, Finding, Fix, InternalError, Position
 from lintml.checks import CHECKS
@@ -153,8 +154,51 @@ def lint_source(source: str, filename: str, enabled: frozenset[str]) -> FileResu
     return result
 
 
+_LINE_BREAK = re.compile(r"\r\n?|\n")  # as LibCST counts lines
+
+
+def _positions(module: cst.Module, source: str, wanted: list[cst.CSTNode]):
+    """The positions of the `wanted` nodes, as LibCST's PositionProvider gives them.
+
+    The provider regenerates the code of the whole module, which costs more than the
+    parse; only the top-level statements that hold a wanted node are regenerated here,
+    each from the line where its text is found in the source. Where that cannot be
+    told for sure (a node outside every statement, a statement whose text is not found
+    exactly once), the whole module is done the provider's way."""
+    remaining = {id(node) for node in wanted}
+    holders: list[cst.CSTNode] = []
+    for statement in module.body:
+        if not remaining:
+            break
+        found = {id(node) for node in descendants(statement)} & remaining
+        if found:
+            holders.append(statement)
+            remaining -= found
+    if remaining:
+        return MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    provider = PositionProvider()
+    for statement in holders:
+        text = module.code_for_node(statement)
+        offset = source.find(text)
+        if not text or offset < 0 or source.find(text, offset + 1) >= 0:
+            return MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+        state = PositionProvidingCodegenState(
+            default_indent=module.default_indent,
+            default_newline=module.default_newline,
+            provider=provider,
+            line=1 + len(_LINE_BREAK.findall(source, 0, offset)),
+            column=0,  # a top-level statement starts its line
+        )
+        statement._codegen(state)
+    return provider._computed
+
+
 def _findings_from_reports(context: FileContext) -> list[Finding]:
-    positions = MetadataWrapper(context.module, unsafe_skip_copy=True).resolve(PositionProvider)
+    wanted = [report.node for report in context.reports]
+    for report in context.reports:
+        for edit in report.fix.edits if report.fix is not None else ():
+            wanted += [edit.start.node, edit.end.node, *((edit.indent_of.node,) if edit.indent_of else ())]
+    positions = _positions(context.module, context.source, wanted)
 
     def at(anchor: Anchor) -> Position:
         place = getattr(positions[anchor.node], anchor.side)

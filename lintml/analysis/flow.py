@@ -85,6 +85,7 @@ class ValueFlow:
         self._assignments: dict[int, list[tuple[int, cst.Assign | cst.AugAssign]]] = {}
         self._feeds: dict[int, bool] = {}
         self._code: dict[int, str] = {}
+        self._backward_calls: dict[int, list[Call]] = {}
 
     def code(self, node: cst.CSTNode) -> str:
         key = id(node)
@@ -109,8 +110,11 @@ class ValueFlow:
 
     def backward_calls(self, function: Function) -> list[Call]:
         """`loss.backward()`, `accelerator.backward(loss)`, `torch.autograd.grad(...)`."""
-        orders = set(function.backward_orders)
-        return [call for call in function.calls if call.site.order in orders]
+        key = id(function.node)
+        if key not in self._backward_calls:  # asked once per forward: a long script has thousands
+            orders = set(function.backward_orders)
+            self._backward_calls[key] = [call for call in function.calls if call.site.order in orders]
+        return self._backward_calls[key]
 
     def assignments(self, function: Function) -> list[tuple[int, cst.Assign | cst.AugAssign]]:
         """(order, node) of the function's own assignments, in source order."""
