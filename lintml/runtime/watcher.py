@@ -416,7 +416,13 @@ def _wrap_backward(original):
                 try:
                     after(event)
                 except Exception as error:
-                    _internal_error("backward evidence", error)
+                    # a probe's own measurement: that probe fails, once, like any other
+                    probe = getattr(after, "__self__", None)
+                    owner = getattr(probe, "watch", None)
+                    if isinstance(owner, Watch):
+                        owner._disable(probe, error)
+                    else:
+                        _internal_error("backward evidence", error)
         return result
 
     return backward
@@ -712,8 +718,12 @@ class Watch(contextlib.ContextDecorator):
             return
         with self._lock:
             self._live.add(trace)
-        if self._graph_probe is not None and "graph" not in self._disabled:
-            self._graph_probe.track(trace)
+        probe = self._graph_probe
+        if probe is not None and type(probe).__name__ not in self._disabled:
+            try:
+                probe.track(trace)
+            except Exception as error:
+                self._disable(probe, error)
 
     def _settled(self, trace: Trace) -> None:
         if self._closed and not trace.at_exit:
