@@ -13,12 +13,14 @@ While at least one watch is active, lintml has:
 
 All of it is undone when the last watch exits, also when its body raises. A probe that
 raises is disabled for the rest of that watch with one warning; the user's call goes on.
+A forked child (a DataLoader worker) inherits the watch, with fresh locks.
 """
 
 from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import sys
 import threading
 import warnings
@@ -616,6 +618,21 @@ def _uninstall() -> None:
             errors.append(error)
     if errors:
         raise errors[0]
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (a DataLoader worker) has only the thread that forked: a lock that
+    another thread of the parent held at that moment would never be released in it, and
+    the child's first model call would wait on it for ever. The child gets fresh locks;
+    it goes on watching what it runs (its observations stay in the child)."""
+    global _install_lock
+    _install_lock = threading.RLock()
+    for watch in _active:
+        watch._lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 # -- the public object -----------------------------------------------------------------
