@@ -778,10 +778,11 @@ class Watch(contextlib.ContextDecorator):
 
     def _disable(self, probe, error: BaseException) -> None:
         name = type(probe).__name__
-        if name in self._disabled:
-            return
-        self._disabled[name] = f"{type(error).__name__}: {error}"
-        self._by_event.clear()
+        with self._lock:  # two threads failing in one probe: one of them warns
+            if name in self._disabled:
+                return
+            self._disabled[name] = f"{type(error).__name__}: {error}"
+            self._by_event.clear()
         _warn(
             f"lintml.runtime: the {'/'.join(probe.codes)} probe failed ({type(error).__name__}: {error}) "
             "and is disabled for the rest of this watch"
