@@ -572,7 +572,8 @@ class FuzzResult:
     internal: list[str] = field(default_factory=list)  # internal errors and escaped exceptions
     unknown_codes: list[str] = field(default_factory=list)
     fixed_programs: int = 0
-    fix_breakages: list[str] = field(default_factory=list)  # a fix that broke the program
+    # a fix that broke the program, a second fix that changes it again, a fix that does nothing
+    fix_breakages: list[str] = field(default_factory=list)
     seconds: float = 0.0  # checking and fixing
     generation_seconds: float = 0.0  # making the programs (hypothesmith)
     examples: list[str] = field(default_factory=list)  # the failing programs, for a repro
@@ -624,6 +625,13 @@ def fuzz_one(text: str, label: str, fuzz: FuzzResult) -> None:
         ) is not None:
             fuzz.fix_breakages.append(f"{label}: the fixed program does not compile")
             failed = True
+        again = RunResult()
+        if process_text(new_text, "fuzzed.py", config, again, fix=True, unsafe=True) is not None:
+            fuzz.fix_breakages.append(f"{label}: a second fix changes the fixed program again")
+            failed = True
+    elif not fixed.errors and any(is_applicable(finding, True) for finding in checked.findings):
+        fuzz.fix_breakages.append(f"{label}: fixable findings, but the fix changed nothing")
+        failed = True
     if failed:
         fuzz.examples.append(text)
 
