@@ -118,12 +118,17 @@ class FileContext:
         """What `node` names in the current scope (`torch.no_grad` for `T.no_grad`)."""
         return self.imports.qualified_name(node, self.scope)
 
-    def torch_reference(self) -> tuple[str, NodeEdit | None]:
-        """How this file names `torch` at module level (`torch`, `T`), and the edit that
-        adds `import torch` when it does not import it."""
+    def torch_reference(self) -> tuple[str | None, NodeEdit | None]:
+        """How code in the current scope can name `torch` (`torch`, `T`), and the edit
+        that adds `import torch` when the file does not import it. (None, None) when no
+        name is safe: the file binds `torch` to something else (`torch = "gpt2"`,
+        `def torch(...)`, a local variable), so an added `import torch` would be
+        shadowed and the fixed code would not mean torch."""
         for name, meanings in self.imports.module_scope.bindings.items():
-            if meanings == {"torch"}:
+            if meanings == {"torch"} and self.imports.resolve_name(name, self.scope) == "torch":
                 return name, None
+        if self._binds("torch"):
+            return None, None
         body = list(self.module.body)
         # after the docstring and `from __future__` imports, which must come first
         index = 0
@@ -135,6 +140,17 @@ class FileContext:
             anchor = Anchor(body[-1], "end")
             return "torch", NodeEdit(anchor, anchor, "\nimport torch")
         return "torch", None
+
+    def _binds(self, name: str) -> bool:
+        """Whether `name` is bound in the current scope or a scope it can see."""
+        current: Scope | None = self.scope
+        first = True
+        while current is not None:
+            if not (current.is_class and not first) and name in current.bindings:
+                return True
+            first = False
+            current = current.parent
+        return False
 
     def code_for(self, node: cst.CSTNode) -> str:
         return self.module.code_for_node(node)

@@ -126,6 +126,8 @@ class InferenceWithoutNoGrad(Check):
         training code the wrapper is `no_grad()`: a tensor made in inference mode cannot
         take part in a later backward."""
         torch_name, import_edit = self.context.torch_reference()
+        if torch_name is None:
+            return None  # `torch` means something else here: no code can name it
         extra = (import_edit,) if import_edit is not None else ()
         function = site.function
         trains = self.context.contexts.trains(function)
