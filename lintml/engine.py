@@ -5,7 +5,10 @@ positions only for what is reported, then suppressions.
 from __future__ import annotations
 
 import re
+import sys
+import threading
 from collections import defaultdict
+from contextlib import contextmanager
 from functools import lru_cache
 
 import libcst as cst
@@ -14,6 +17,7 @@ from libcst.metadata.position_provider import PositionProvidingCodegenState
 
 from lintml.analysis.walk import SCOPE_OUTER_FIELDS, child_fields, child_nodes, descendants
 from lintml.checks.base import Anchor, Check, FileContext, NodeFix
+from lintml.files import InputError
 from lintml.findings import Edit, FileResult, Finding, Fix, InternalError, Position
 from lintml.checks import CHECKS
 from lintml.registry import RULES, SYNTAX_ERROR, UNUSED_SUPPRESSION
@@ -59,6 +63,8 @@ class _Traversal:
                 continue
             try:
                 handler(node)
+            except RecursionError:  # the file is too deep, not the check broken
+                raise
             except Exception as error:  # a broken check must not take the run down
                 self.crashed.add(check.code)
                 self.result.errors.append(
@@ -101,12 +107,16 @@ def _syntax_error(source: str, filename: str, libcst_error: Exception | None) ->
     clearest, LibCST's are used when only LibCST rejects the file."""
     try:
         compile(source, filename, "exec", flags=0x400, dont_inherit=True)  # PyCF_ONLY_AST
-    except SyntaxError as error:
-        line = error.lineno or 1
-        column = error.offset or 1
-        message = error.msg
-    except (ValueError, RecursionError, MemoryError) as error:
-        line, column, message = 1, 1, str(error)
+    except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
+        message = getattr(error, "msg", None) or str(error) or type(error).__name__
+        line, column = getattr(error, "lineno", None) or 1, getattr(error, "offset", None) or 1
+        if "\0" in source and "null bytes" in message:  # CPython gives no position for it
+            offset = source.index("\0")
+            line = 1 + len(_LINE_BREAK.findall(source, 0, offset))
+            start = max(source.rfind("\n", 0, offset), source.rfind("\r", 0, offset)) + 1
+            column = offset - start + 1
+        elif isinstance(error, (RecursionError, MemoryError)):
+            message = f"the code is nested too deeply for Python's parser ({message})"
     else:
         if libcst_error is None:
             return None
@@ -123,7 +133,88 @@ def _syntax_error(source: str, filename: str, libcst_error: Exception | None) ->
     )
 
 
+# -- deeply nested code ----------------------------------------------------------------
+#
+# The walk, the checks and LibCST's code generation recurse once or more per level of
+# the tree. CPython parses expressions nested about 2,000 deep (1,000 in the issue's
+# test), deeper than Python's default recursion limit lets lintml follow; on 3.11 and
+# newer, calls between Python functions do not use the C stack, so the limit is raised
+# while a file is checked. On 3.10 it is not (each level would use the C stack too).
+# Deeper still, lintml reports that it could not check the file instead of crashing.
+RECURSION_LIMIT = 12_000 if sys.version_info >= (3, 11) else 0
+_recursion_lock = threading.Lock()
+_recursion_users = 0
+_recursion_saved = 0
+
+
+@contextmanager
+def _recursion_headroom():
+    global _recursion_users, _recursion_saved
+    if not RECURSION_LIMIT:
+        yield
+        return
+    with _recursion_lock:
+        if _recursion_users == 0:
+            _recursion_saved = sys.getrecursionlimit()
+            if _recursion_saved < RECURSION_LIMIT:
+                sys.setrecursionlimit(RECURSION_LIMIT)
+        _recursion_users += 1
+    try:
+        yield
+    finally:
+        with _recursion_lock:
+            _recursion_users -= 1
+            if _recursion_users == 0 and sys.getrecursionlimit() == max(RECURSION_LIMIT, _recursion_saved):
+                sys.setrecursionlimit(_recursion_saved)
+
+
+# LibCST's native parser recurses on the C stack, without a limit, and crashes the
+# process (a segmentation fault) on brackets nested a couple of thousand deep or on
+# operator chains several thousand long (LibCST issues #619 and #1000), inputs that
+# CPython's parser rejects. A cheap look at the text finds such files, and CPython's
+# parser then decides, before LibCST sees them.
+_DEEP_BRACKETS = 150  # CPython's own limit is 200 nested brackets
+_LONG_LINE = re.compile(r"^[^\n]{4000}", re.MULTILINE)  # operator chains deep enough to matter are long
+_TOO_DEEP_FOR_CPYTHON = ("too many nested", "too complex", "nested too deeply")
+
+
+def _bracket_depth_at_least(source: str, depth: int) -> bool:
+    """Whether brackets may nest `depth` deep (brackets in strings and comments count
+    too: a false alarm only costs one CPython parse)."""
+    brackets = re.sub(r"[^()\[\]{}]+", "", source)
+    if len(brackets) < 2 * depth:
+        return False
+    for _ in range(depth):
+        shorter = brackets.replace("()", "").replace("[]", "").replace("{}", "")
+        if shorter == brackets:
+            return False
+        brackets = shorter
+    return True
+
+
+def _may_be_too_deep_for_libcst(source: str) -> bool:
+    return _LONG_LINE.search(source) is not None or _bracket_depth_at_least(source, _DEEP_BRACKETS)
+
+
+def _depth_error(source: str, filename: str) -> Finding | None:
+    """LML900 when CPython's parser rejects the text for its depth (other syntax errors
+    are left to LibCST, which knows syntax newer than the running Python)."""
+    syntax = _syntax_error(source, filename, None)
+    if syntax is not None and any(marker in syntax.message for marker in _TOO_DEEP_FOR_CPYTHON):
+        return syntax
+    return None
+
+
+def too_deep_error(filename: str) -> InputError:
+    return InputError(
+        f"{filename}: cannot check: the code is nested too deeply for lintml to analyse; "
+        "simplify the most deeply nested expression, or exclude the file"
+    )
+
+
 def lint_source(source: str, filename: str, enabled: frozenset[str]) -> FileResult:
+    """The findings for one text. InputError when the file is too deeply nested for
+    lintml to check (never a RecursionError or a crash)."""
     result = FileResult(filename)
     check_classes = checks_for(source, enabled)
     if not check_classes:
@@ -131,24 +222,30 @@ def lint_source(source: str, filename: str, enabled: frozenset[str]) -> FileResu
             syntax = _syntax_error(source, filename, None)
             if syntax is not None:
                 result.findings.append(syntax)
+    elif _may_be_too_deep_for_libcst(source) and (syntax := _depth_error(source, filename)) is not None:
+        if SYNTAX_ERROR in enabled:  # CPython finds it too deep: LibCST is not asked
+            result.findings.append(syntax)
     else:
-        try:
-            module = cst.parse_module(source)
-        except (cst.ParserSyntaxError, RecursionError) as error:
-            syntax = _syntax_error(source, filename, error)
-            if syntax is not None and SYNTAX_ERROR in enabled:
-                result.findings.append(syntax)
-        else:
-            context = FileContext(filename, source, module)
-            checks = [check(context) for check in check_classes]
+        with _recursion_headroom():
             try:
-                _Traversal(context, checks, result).walk(module)
-                if context.reports:
-                    result.findings.extend(_findings_from_reports(context))
-            finally:
-                for check in checks:
-                    check.__dict__.clear()
-                context.release()
+                module = cst.parse_module(source)
+            except (cst.ParserSyntaxError, RecursionError) as error:
+                syntax = _syntax_error(source, filename, error)
+                if syntax is not None and SYNTAX_ERROR in enabled:
+                    result.findings.append(syntax)
+            else:
+                context = FileContext(filename, source, module)
+                checks = [check(context) for check in check_classes]
+                try:
+                    _Traversal(context, checks, result).walk(module)
+                    if context.reports:
+                        result.findings.extend(_findings_from_reports(context))
+                except RecursionError:
+                    raise too_deep_error(filename) from None
+                finally:
+                    for check in checks:
+                        check.__dict__.clear()
+                    context.release()
     result.findings = apply_suppressions(result.findings, source, filename, enabled)
     result.findings.sort(key=Finding.sort_key)
     return result
@@ -187,7 +284,8 @@ def _positions(module: cst.Module, source: str, wanted: list[cst.CSTNode]):
             default_newline=module.default_newline,
             provider=provider,
             line=1 + len(_LINE_BREAK.findall(source, 0, offset)),
-            column=0,  # a top-level statement starts its line
+            # a top-level statement starts its line, after a form feed if there is one
+            column=offset - (max(source.rfind("\n", 0, offset), source.rfind("\r", 0, offset)) + 1),
         )
         statement._codegen(state)
     return provider._computed

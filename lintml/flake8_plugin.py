@@ -20,7 +20,8 @@ class Plugin:
     def run(self):
         from lintml import config as config_module
         from lintml.engine import lint_source
-        from lintml.registry import UNUSED_SUPPRESSION
+        from lintml.files import InputError
+        from lintml.registry import SYNTAX_ERROR, UNUSED_SUPPRESSION
 
         source = "".join(self.lines)
         path = Path(self.filename) if self.filename not in ("-", "stdin") else Path.cwd()
@@ -30,6 +31,12 @@ class Plugin:
             config = config_module.Config()
         # flake8 applies `# noqa` and its own selection; unused-suppression is lintml's own
         enabled = config.enabled_codes_for(path) - {UNUSED_SUPPRESSION}
-        for finding in lint_source(source, self.filename, enabled).findings:
+        try:
+            findings = lint_source(source, self.filename, enabled).findings
+        except InputError as error:  # too deeply nested to check: one line, not a traceback
+            reason = str(error).split(": cannot check: ", 1)[-1]
+            yield 1, 0, f"{SYNTAX_ERROR} Cannot check this file: {reason}", type(self)
+            return
+        for finding in findings:
             # flake8 adds 1 to the column a plugin returns
             yield finding.line, finding.column - 1, f"{finding.code} {finding.message}", type(self)
