@@ -172,7 +172,10 @@ def _glob_matches(pattern: str, relative: PurePosixPath, *, any_component: bool 
 
 def find_pyproject(start: Path) -> Path | None:
     """The nearest pyproject.toml with a [tool.lintml] table, from `start` upward."""
-    start = start.resolve()
+    try:
+        start = start.resolve()
+    except (OSError, RuntimeError):  # a loop of symbolic links (RuntimeError before 3.13)
+        start = Path(os.path.abspath(start))
     folder = start if start.is_dir() else start.parent
     for candidate in (folder, *folder.parents):
         pyproject = candidate / "pyproject.toml"
@@ -226,6 +229,9 @@ def config_from_table(table: dict, source: Path | None, base: Config | None = No
                 raise ConfigError(f"{where}: `{key}` must be a list of strings")
             if key in CODE_KEYS:
                 validate_selectors(items, key, where)
+            else:
+                for pattern in items:
+                    validate_glob(pattern, key, where)
             values[key.replace("-", "_")] = tuple(items)
     if "per-file-ignores" in table:
         mapping = table["per-file-ignores"]
@@ -235,6 +241,7 @@ def config_from_table(table: dict, source: Path | None, base: Config | None = No
         for pattern, codes in mapping.items():
             if not isinstance(codes, list) or not all(isinstance(code, str) for code in codes):
                 raise ConfigError(f"{where}: `per-file-ignores` entry `{pattern}` must be a list of codes")
+            validate_glob(pattern, "per-file-ignores", where)
             validate_selectors(codes, f"per-file-ignores.{pattern}", where)
             pairs.append((pattern, tuple(codes)))
         values["per_file_ignores"] = tuple(pairs)
@@ -250,6 +257,38 @@ def config_from_table(table: dict, source: Path | None, base: Config | None = No
         values["root"] = source.parent.resolve()
         values["source"] = source
     return replace(base, **values)
+
+
+def validate_glob(pattern: str, key: str, where: str) -> None:
+    """A pattern that cannot mean what was written: empty, a `[` that never closes
+    (fnmatch would match a literal `[`), or a class with nothing in it (`[z-a]`)."""
+    stripped = pattern.rstrip("/")
+    if stripped.startswith("./"):
+        stripped = stripped[2:]
+    if not stripped:
+        raise ConfigError(f"{where}: `{key}` has an empty pattern {pattern!r}; remove it")
+    index = 0
+    while index < len(stripped):
+        if stripped[index] == "[":
+            end = index + 1
+            if end < len(stripped) and stripped[end] == "!":
+                end += 1
+            if end < len(stripped) and stripped[end] == "]":
+                end += 1
+            while end < len(stripped) and stripped[end] != "]":
+                end += 1
+            if end >= len(stripped):
+                raise ConfigError(
+                    f"{where}: `{key}` pattern `{pattern}` has a `[` that is never closed; "
+                    "write `[[]` to match a `[`"
+                )
+            if fnmatch.translate(stripped[index : end + 1]).startswith("(?s:(?!)"):
+                raise ConfigError(
+                    f"{where}: `{key}` pattern `{pattern}` can never match: "
+                    f"`{stripped[index : end + 1]}` is an empty range"
+                )
+            index = end
+        index += 1
 
 
 def validate_selectors(selectors, key: str, where: str) -> None:

@@ -60,7 +60,10 @@ def _collect(targets: list[tuple[Path, Config]], result: RunResult, force_exclud
                 folder = folders[file.parent] = file.parent.resolve()
             key = folder / file.name
             if os.path.islink(key):
-                key = key.resolve()
+                try:
+                    key = key.resolve()
+                except (OSError, RuntimeError):  # a loop of links (RuntimeError before 3.13)
+                    key = Path(os.path.abspath(key))  # reading it says what is wrong
             if key not in seen:
                 seen.add(key)
                 yield file, config, key
@@ -434,5 +437,12 @@ class Progress:
 def write_back(path: Path, source: SourceFile, text: str, result: RunResult) -> None:
     try:
         write_atomically(path, source, text)
-    except (OSError, UnicodeEncodeError) as error:
-        result.input_errors.append(f"{display_name(path)}: cannot write the fixed file: {error}")
+    except OSError as error:
+        result.input_errors.append(
+            f"{display_name(path)}: cannot write the fixed file: {error.strerror or error}; the file was left unchanged"
+        )
+    except UnicodeEncodeError as error:
+        result.input_errors.append(
+            f"{display_name(path)}: cannot write the fixed file: the fix needs {error.object[error.start:error.end]!r}, "
+            f"which {source.encoding} cannot encode; the file was left unchanged"
+        )
