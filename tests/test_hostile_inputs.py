@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import MSG_EVAL, MSG_TRAIN, lintml_main, make_project, run_flake8, run_lintml
+from helpers import MSG_EVAL, MSG_TRAIN, lintml_main, make_project, run_lintml
 
 import lintml.engine
 import lintml.runner
