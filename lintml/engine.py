@@ -178,6 +178,20 @@ _LONG_LINE = re.compile(r"^[^\n]{4000}", re.MULTILINE)  # operator chains deep e
 _TOO_DEEP_FOR_CPYTHON = ("too many nested", "too complex", "nested too deeply")
 
 
+# Chains that CPython keeps flat (`a and b and ...`) or parses ten thousand long inside
+# brackets over many lines pass both screens above but nest LibCST's tree, and its
+# parser crashes on them from about 8,000 terms. Such a chain needs thousands of
+# operators, which a cheap count finds (no released file of transformers or diffusers
+# has 4,000); CPython's tree of those few files then tells how long the chain is.
+_CHAIN_OPERATORS = "+-*/%@|&^<>"
+_LONGEST_CHAIN = 3_000
+
+
+def _operator_count_at_least(source: str, count: int) -> bool:
+    """An upper bound of the binary and boolean operators in the text, against `count`."""
+    return sum(map(source.count, _CHAIN_OPERATORS)) + source.count(" and") + source.count(" or") >= count
+
+
 def _bracket_depth_at_least(source: str, depth: int) -> bool:
     """Whether brackets may nest `depth` deep (brackets in strings and comments count
     too: a false alarm only costs one CPython parse)."""
@@ -193,7 +207,31 @@ def _bracket_depth_at_least(source: str, depth: int) -> bool:
 
 
 def _may_be_too_deep_for_libcst(source: str) -> bool:
-    return _LONG_LINE.search(source) is not None or _bracket_depth_at_least(source, _DEEP_BRACKETS)
+    return (
+        _LONG_LINE.search(source) is not None
+        or _bracket_depth_at_least(source, _DEEP_BRACKETS)
+        or _operator_count_at_least(source, _LONGEST_CHAIN)
+    )
+
+
+def _has_long_chain(source: str) -> bool:
+    """Whether CPython's tree of the text is `_LONGEST_CHAIN` deep, or has a boolean
+    chain that long (CPython keeps it flat, LibCST nests it)."""
+    if not _operator_count_at_least(source, _LONGEST_CHAIN):
+        return False
+    try:
+        tree = compile(source, "<lintml>", "exec", flags=0x400, dont_inherit=True)  # PyCF_ONLY_AST
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False  # LibCST decides: it knows syntax newer than the running Python
+    import ast
+
+    stack = [(tree, 1)]
+    while stack:  # iterative: the tree may be deeper than Python's recursion limit
+        node, depth = stack.pop()
+        if depth >= _LONGEST_CHAIN or (isinstance(node, ast.BoolOp) and len(node.values) >= _LONGEST_CHAIN):
+            return True
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return False
 
 
 def _depth_error(source: str, filename: str) -> Finding | None:
@@ -225,6 +263,8 @@ def lint_source(source: str, filename: str, enabled: frozenset[str]) -> FileResu
     elif _may_be_too_deep_for_libcst(source) and (syntax := _depth_error(source, filename)) is not None:
         if SYNTAX_ERROR in enabled:  # CPython finds it too deep: LibCST is not asked
             result.findings.append(syntax)
+    elif _has_long_chain(source):  # Python takes it, LibCST would crash on it
+        raise too_deep_error(filename)
     else:
         with _recursion_headroom():
             try:

@@ -241,9 +241,15 @@ def test_expressions_nested_1000_deep_are_checked(tmp_path):
             "+".join(["1"] * 8000),
             "the code is nested too deeply for Python's parser (maximum recursion depth exceeded during ast construction)",
         ),
+        # the same chain over many lines: no long line, no deep brackets
+        (
+            "(\n" + " +\n".join(["1"] * 10_000) + "\n)",
+            "the code is nested too deeply for Python's parser (maximum recursion depth exceeded during ast construction)",
+        ),
     ],
-    ids=["parens-1000", "brackets-20000", "sum-8000"],
+    ids=["parens-1000", "brackets-20000", "sum-8000", "sum-10000-lines"],
 )
+
 def test_nesting_python_rejects_is_LML900_not_a_crash(tmp_path, expr, message):
     project = make_project(tmp_path, {"deep.py": f"import torch\nmodel.eval\ny = {expr}\n", "ok.py": BAD})
     result = run_lintml("check", "--output-format", "concise", "--no-cache", cwd=project)
@@ -251,6 +257,19 @@ def test_nesting_python_rejects_is_LML900_not_a_crash(tmp_path, expr, message):
     assert first.startswith("deep.py:") and first.endswith(f": LML900 Cannot parse this file: {message}")
     assert second == line_204("ok.py")
     assert (result.returncode, result.stderr) == (1, "")
+
+
+def test_a_boolean_chain_python_takes_but_libcst_would_crash_on_is_one_line_exit_2(tmp_path):
+    # CPython keeps `a and b and ...` flat and accepts it; LibCST nests it and its
+    # parser crashed the process (SIGSEGV) on 10,000 terms
+    chain = "(\n" + " and\n".join(["x"] * 10_000) + "\n)"
+    project = make_project(tmp_path, {"deep.py": f"import torch\nmodel.eval\ny = {chain}\n", "ok.py": BAD})
+    result = run_lintml("check", "--output-format", "concise", "--no-cache", cwd=project)
+    assert result.stderr == (
+        "lintml: error: deep.py: cannot check: the code is nested too deeply for lintml to analyse; "
+        "simplify the most deeply nested expression, or exclude the file\n"
+    )
+    assert (result.returncode, result.stdout.splitlines()) == (2, [line_204("ok.py")])
 
 
 def test_too_deep_for_lintml_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
