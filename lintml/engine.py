@@ -178,11 +178,11 @@ _LONG_LINE = re.compile(r"^[^\n]{4000}", re.MULTILINE)  # operator chains deep e
 _TOO_DEEP_FOR_CPYTHON = ("too many nested", "too complex", "nested too deeply")
 
 
-# Chains that CPython keeps flat (`a and b and ...`) or parses ten thousand long inside
-# brackets over many lines pass both screens above but nest LibCST's tree, and its
-# parser crashes on them from about 8,000 terms. Such a chain needs thousands of
-# operators, which a cheap count finds (no released file of transformers or diffusers
-# has 4,000); CPython's tree of those few files then tells how long the chain is.
+# Chains that CPython keeps flat (`a and b and ...`), or that run over many lines inside
+# one pair of brackets, have neither a long line nor deep brackets, but LibCST nests
+# them and its parser crashes on them from about 8,000 terms. Such a chain needs
+# thousands of operators, which a cheap count finds (no released file of transformers
+# or diffusers has 4,000); CPython's tree of those few files then tells how long it is.
 _CHAIN_OPERATORS = "+-*/%@|&^<>"
 _LONGEST_CHAIN = 3_000
 
@@ -214,15 +214,9 @@ def _may_be_too_deep_for_libcst(source: str) -> bool:
     )
 
 
-def _has_long_chain(source: str) -> bool:
-    """Whether CPython's tree of the text is `_LONGEST_CHAIN` deep, or has a boolean
-    chain that long (CPython keeps it flat, LibCST nests it)."""
-    if not _operator_count_at_least(source, _LONGEST_CHAIN):
-        return False
-    try:
-        tree = compile(source, "<lintml>", "exec", flags=0x400, dont_inherit=True)  # PyCF_ONLY_AST
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False  # LibCST decides: it knows syntax newer than the running Python
+def _chain_too_long(tree) -> bool:
+    """Whether CPython's tree is `_LONGEST_CHAIN` deep, or has a boolean chain that long
+    (CPython keeps it flat, LibCST nests it)."""
     import ast
 
     stack = [(tree, 1)]
@@ -235,11 +229,19 @@ def _has_long_chain(source: str) -> bool:
 
 
 def _depth_error(source: str, filename: str) -> Finding | None:
-    """LML900 when CPython's parser rejects the text for its depth (other syntax errors
-    are left to LibCST, which knows syntax newer than the running Python)."""
-    syntax = _syntax_error(source, filename, None)
-    if syntax is not None and any(marker in syntax.message for marker in _TOO_DEEP_FOR_CPYTHON):
-        return syntax
+    """For a text the screen above let through: LML900 when CPython's parser rejects it
+    for its depth, InputError when CPython takes it but it is too deep for LibCST, None
+    when LibCST may parse it (other syntax errors are left to LibCST, which knows syntax
+    newer than the running Python). CPython parses the text once."""
+    try:
+        tree = compile(source, filename, "exec", flags=0x400, dont_inherit=True)  # PyCF_ONLY_AST
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        syntax = _syntax_error(source, filename, None)
+        if syntax is not None and any(marker in syntax.message for marker in _TOO_DEEP_FOR_CPYTHON):
+            return syntax
+        return None
+    if _chain_too_long(tree):  # Python takes it, LibCST would crash on it
+        raise too_deep_error(filename)
     return None
 
 
@@ -263,8 +265,6 @@ def lint_source(source: str, filename: str, enabled: frozenset[str]) -> FileResu
     elif _may_be_too_deep_for_libcst(source) and (syntax := _depth_error(source, filename)) is not None:
         if SYNTAX_ERROR in enabled:  # CPython finds it too deep: LibCST is not asked
             result.findings.append(syntax)
-    elif _has_long_chain(source):  # Python takes it, LibCST would crash on it
-        raise too_deep_error(filename)
     else:
         with _recursion_headroom():
             try:
