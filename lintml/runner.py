@@ -79,14 +79,27 @@ def display_name(path: Path, resolved: Path | None = None) -> str:
 
 def lint_text(text: str, filename: str, config: Config, path: Path | None = None) -> FileResult:
     from lintml.engine import lint_source  # LibCST: imported only when a file is really checked
+    from lintml.project.facts import checking
 
-    return lint_source(text, filename, config.enabled_codes_for(path or Path(filename)))
+    with checking(_on_disk(path, filename), config):
+        return lint_source(text, filename, config.enabled_codes_for(path or Path(filename)))
 
 
-def lint_notebook(text: str, filename: str, enabled: frozenset[str], **options):
+def _on_disk(path: Path | None, filename: str) -> Path | None:
+    """The file a text was read from, when there is one: its project supplies facts."""
+    if path is not None:
+        return path
+    if filename and not filename.startswith("<") and os.path.isfile(filename):
+        return Path(filename)
+    return None
+
+
+def lint_notebook(text: str, filename: str, enabled: frozenset[str], path: Path | None = None, **options):
     from lintml.notebooks import lint_notebook as lint  # LibCST, as for lint_text
+    from lintml.project.facts import checking
 
-    return lint(text, filename, enabled, **options)
+    with checking(_on_disk(path, filename)):
+        return lint(text, filename, enabled, **options)
 
 
 def process_text(
@@ -153,7 +166,7 @@ def _process_notebook(
 
     try:
         outcome = lint_notebook(
-            text, filename, config.enabled_codes_for(path or Path(filename)), fix=fix, unsafe=unsafe, diff=diff
+            text, filename, config.enabled_codes_for(path or Path(filename)), path, fix=fix, unsafe=unsafe, diff=diff
         )
     except NotebookError as error:
         raise InputError(f"{filename}: cannot read the notebook: {error}") from None

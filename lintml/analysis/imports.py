@@ -55,7 +55,10 @@ def _module_name(node: cst.BaseExpression | None) -> str:
 class ImportTable:
     """Scopes and their bindings for one module; answers `qualified_name(expr, scope)`."""
 
-    def __init__(self, module: cst.Module) -> None:
+    def __init__(self, module: cst.Module, package: str | None = None) -> None:
+        # the package the file is in (`pkg.models` for pkg/models/unet.py): relative
+        # imports mean names of the project there; None: they mean nothing known
+        self.package = package
         self.module_scope = Scope(module, None)
         self.scopes: dict[int, Scope] = {id(module): self.module_scope}
         self._collect_block(module.body, self.module_scope)
@@ -159,10 +162,18 @@ class ImportTable:
                     scope.bind(full.split(".")[0], full.split(".")[0])
         elif isinstance(small, cst.ImportFrom):
             if small.relative or isinstance(small.names, cst.ImportStar):
+                base = None
+                if small.relative and self.package is not None:
+                    from lintml.project.index import absolute_import
+
+                    base = absolute_import(_module_name(small.module) or None, len(small.relative), self.package)
                 if not isinstance(small.names, cst.ImportStar):
                     for alias in small.names:
                         local = alias.asname.name if alias.asname else alias.name
-                        self._bind_target(local, scope)
+                        if base is not None:
+                            self._bind_target(local, scope, f"{base}.{_module_name(alias.name)}")
+                        else:
+                            self._bind_target(local, scope)
                 return
             base = _module_name(small.module)
             for alias in small.names:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import libcst as cst
 
+from lintml.analysis import kinds
 from lintml.analysis.callgraph import CallGraph
 from lintml.analysis.imports import dotted_name
 from lintml.analysis.program import Binding, Call, Class, Function, Program, chain_base, owner_of
@@ -107,8 +108,24 @@ EVIDENCE_METHODS = frozenset({"eval", "parameters", "named_parameters", "state_d
 _MAX_NESTING = 24
 
 
+def qualname(function: Function) -> str | None:
+    """The project-wide name of a function of the file: `train`, `Trainer.fit`, `<module>`;
+    None for a nested function (nothing outside the file calls it)."""
+    if function.is_module_level:
+        return "<module>"
+    if function.parent is None or not function.parent.is_module_level:
+        return None
+    return f"{function.cls.name}.{function.name}" if function.cls is not None else function.name
+
+
 class Models:
-    def __init__(self, program: Program, callgraph: CallGraph) -> None:
+    def __init__(self, program: Program, callgraph: CallGraph, facts=None) -> None:
+        if facts is None:
+            from lintml.project.facts import FileFacts
+
+            facts = FileFacts.alone(program.module.code if not program.filename else _source_of(program))
+        self.facts = facts
+        self.summaries = facts.summaries
         self.program = program
         self.imports = program.imports
         self.callgraph = callgraph
@@ -137,6 +154,8 @@ class Models:
             qualified = self.imports.qualified_name(base.value, cls.scope)
             if qualified in MODULE_BASES or (qualified and _is_library_model_class(qualified)):
                 result = True
+            elif qualified is not None and (found := self.project_class(qualified)) is not None:
+                result = self.summaries.is_module_class(*found)
             elif isinstance(base.value, cst.Name) and base.value.value in self.program.classes:
                 others = self.program.classes[base.value.value]
                 result = any(self.is_module_class(other) for other in others)
@@ -245,6 +264,8 @@ class Models:
             if method == "prepare" and len(call.args) == 1:
                 # accelerator.prepare(model) returns the model
                 return self.info(call.args[0].value, function, order, depth + 1)
+        if qualified is not None and (project := self._project_call(qualified, call, function, order, depth)) is not None:
+            return project
         if qualified is not None:
             if qualified in QUANTIZATION_EVAL and call.args:
                 return ModelInfo(True, Mode.EVAL, Kind.MODULE, qualified.rsplit(".", 1)[-1])
@@ -304,6 +325,8 @@ class Models:
     def _class_expression(self, owner: cst.BaseExpression, function: Function) -> ModelInfo:
         """Whether `owner` (the `X` of `X.from_pretrained`) is a model class."""
         qualified = self.imports.qualified_name(owner, function.scope)
+        if qualified is not None and (found := self.project_class(qualified)) is not None:
+            return ModelInfo(True) if self.summaries.is_module_class(*found) else NOT_A_MODEL
         if qualified is not None:
             if qualified.split(".", 1)[0] in MODEL_LIBRARIES and _is_library_model_class(qualified):
                 tail = qualified.rsplit(".", 1)[-1]
@@ -346,6 +369,89 @@ class Models:
             modes = {info.mode for info in infos}
             return ModelInfo(True, modes.pop() if len(modes) == 1 else Mode.OPAQUE, infos[0].kind, callee.name)
         return UNKNOWN
+
+    # -- the project's facts (other files of the project) -----------------------------
+
+    def project_class(self, qualified: str):
+        """(module, class name) of the project class that `qualified` names."""
+        found = self.summaries.class_named(self.facts.module, qualified)
+        return (found[0], found[1].name) if found is not None else None
+
+    def project_callee(self, call: Call):
+        """The project function (of another file, or of this one by import) a call runs."""
+        qualified = self.imports.qualified_name(call.node.func, call.site.function.scope)
+        if qualified is None:
+            return None
+        return self.summaries.function_named(self.facts.module, qualified)
+
+    def project_parameter(self, parameter: str, function: Function) -> kinds.Value:
+        """What callers in the project's other files pass for `parameter`."""
+        name = qualname(function)
+        if name is None or name == "<module>":
+            return kinds.UNKNOWN
+        from lintml.project.summaries import FunctionRef
+
+        return self.summaries.parameter_value(FunctionRef(self.facts.module, name), parameter, self.facts.module)
+
+    def _has_project_callers(self, function: Function) -> bool:
+        name = qualname(function)
+        if name is None or name == "<module>":
+            return False
+        from lintml.project.summaries import FunctionRef
+
+        ref = FunctionRef(self.facts.module, name)
+        return any(caller.module != self.facts.module for caller, _ in self.summaries.callers(ref))
+
+    def _project_call(self, qualified: str, call: cst.Call, function: Function, order: int, depth: int) -> ModelInfo | None:
+        """What a call of a project class or function of another file makes."""
+        found = self.project_class(qualified)
+        if found is not None:
+            if not self.summaries.is_module_class(*found):
+                return NOT_A_MODEL
+            for arg in call.args:
+                wrapped = self.info(arg.value, function, order, depth + 1)
+                if wrapped.is_model:
+                    return ModelInfo(True, wrapped.mode, Kind.MODULE, wrapped.origin)
+            return ModelInfo(True, Mode.DEFAULT, Kind.MODULE, found[1])
+        ref = self.summaries.function_named(self.facts.module, qualified)
+        if ref is not None:
+            return model_info_of(self.summaries.returned(ref), ref.name.rsplit(".", 1)[-1])
+        return None
+
+    def _project_callee_effect(self, call: Call, key: str) -> tuple[Mode, str] | None:
+        """The mode a call into a function of another file leaves `key` in."""
+        if call.callee is None:
+            return None
+        ref = self.project_callee(call)
+        if ref is None:
+            return None
+        callee = self.summaries.function(ref)
+        caller = call.site.function
+        params = list(callee.params)
+        if callee.self_name is not None:
+            params = params[1:]
+        positional = [arg for arg in call.node.args if arg.keyword is None]
+        last = None
+        for arg in call.node.args:
+            if arg.keyword is not None:
+                parameter = arg.keyword.value
+            elif not arg.star and positional.index(arg) < len(params):
+                parameter = params[positional.index(arg)]
+            else:
+                continue
+            if caller.key(chain_base(arg.value)) != key:
+                continue
+            effect = self.summaries.effect(ref, parameter)
+            if effect.mode is not None:
+                last = effect
+        if last is None:
+            return None
+        name = f"{ref.name.rsplit('.', 1)[-1]}()"
+        if last.mode == "eval":
+            return Mode.EVAL, name
+        if last.mode == "train":
+            return (Mode.DEFAULT, "training") if last.trained_after else (Mode.TRAIN, name)
+        return Mode.OPAQUE, name
 
     # -- names -----------------------------------------------------------------------
 
@@ -462,6 +568,8 @@ class Models:
         if isinstance(annotation, cst.SimpleString):
             return False
         qualified = self.imports.qualified_name(annotation, function.scope)
+        if qualified is not None and (found := self.project_class(qualified)) is not None:
+            return self.summaries.is_module_class(*found)
         if qualified is not None:
             return qualified in MODULE_BASES or _is_library_model_class(qualified)
         if isinstance(annotation, cst.Name):
@@ -474,17 +582,35 @@ class Models:
             argument = self.callgraph.argument(call, function, parameter)
             if argument is not None and self.info(argument, call.site.function, call.site.order).is_model:
                 return True
-        return False
+        value = self.project_parameter(parameter, function)
+        return value.only(kinds.MODEL) or value.only(kinds.PIPELINE)
 
     def kind(self, key: str, function: Function) -> Kind:
         owner = self.owner_of(key, function)
         memo_key = (id(owner.node), key)
         if memo_key not in self._kind_memo:
-            self._kind_memo[memo_key] = next(
+            self._kind_memo[memo_key] = Kind.MODULE  # a cycle of parameters: a module
+            kind = next(
                 (Kind.PIPELINE for b in owner.bindings.get(key, []) if self._binding_info(b, owner).kind is Kind.PIPELINE),
                 Kind.MODULE,
             )
+            if kind is Kind.MODULE and key in owner.params and self._callers_pass_pipelines(key, owner):
+                kind = Kind.PIPELINE
+            self._kind_memo[memo_key] = kind
         return self._kind_memo[memo_key]
+
+    def _callers_pass_pipelines(self, parameter: str, function: Function) -> bool:
+        """Every caller, in the file and in the project, passes a pipeline."""
+        infos = []
+        for call in self.callgraph.callers(function):
+            argument = self.callgraph.argument(call, function, parameter)
+            if argument is None:
+                return False
+            infos.append(self.info(argument, call.site.function, call.site.order).kind is Kind.PIPELINE)
+        value = self.project_parameter(parameter, function)
+        if value.known:
+            infos.append(value.only(kinds.PIPELINE))
+        return bool(infos) and all(infos)
 
     def forward_key(self, call: cst.Call, function: Function) -> str | None:
         """The model a call runs forward (`model(x)`, `self.model(x)`), else None.
@@ -588,7 +714,9 @@ class Models:
         calls `.eval()`/`.train()` on it (`freeze(teacher)`, `self.freeze_backbone()`)."""
         caller = call.site.function
         callee = self.callgraph.resolve(call)
-        if callee is None or callee is caller:
+        if callee is None:
+            return self._project_callee_effect(call, key)
+        if callee is caller:
             return None
         targets = [
             parameter for parameter in callee.params
@@ -681,6 +809,11 @@ class Models:
             return False
         for call in function.calls:
             if start < call.site.order < end:
+                if call.callee is not None and (project := self.project_callee(call)) is not None:
+                    facts = self.summaries.function(project)
+                    if facts is not None and (facts.backward or any(e.backward for e in self.summaries.effects(project).values())):
+                        return True
+                    continue
                 callee = self.callgraph.resolve(call)
                 if callee is not None and callee is not function and self._trains_between(callee, 0, callee.end + 1, depth + 1):
                     return True
@@ -696,6 +829,12 @@ class Models:
                 return Mode.OPAQUE, ""
             info = self.info(argument, call.site.function, call.site.order, depth + 1)
             modes.append(info.mode if info.is_model else Mode.OPAQUE)
+        if self._has_project_callers(function):
+            value = self.project_parameter(parameter, function)
+            if value.only(kinds.MODEL):
+                modes.append({"eval": Mode.EVAL, "default": Mode.DEFAULT}.get(value.mode, Mode.OPAQUE))
+            else:
+                modes.append(Mode.OPAQUE)
         if not modes:
             return Mode.UNKNOWN, ""
         if all(mode is Mode.EVAL for mode in modes):
@@ -736,6 +875,22 @@ class Models:
             # of another file): its mode is decided where lintml cannot see
             return Mode.OPAQUE, ""
         return Mode.UNKNOWN, ""
+
+
+def _source_of(program: Program) -> str:
+    return program.module.code
+
+
+def model_info_of(value: kinds.Value, origin: str) -> ModelInfo:
+    """A project fact's value as the file's model questions see it."""
+    if value.only(kinds.MODEL):
+        mode = {"eval": Mode.EVAL, "default": Mode.DEFAULT}.get(value.mode, Mode.OPAQUE)
+        return ModelInfo(True, mode, Kind.MODULE, origin)
+    if value.only(kinds.PIPELINE):
+        return ModelInfo(True, Mode.OPAQUE, Kind.PIPELINE, origin)
+    if value.known and not value.may_be(kinds.MODEL) and not value.may_be(kinds.PIPELINE):
+        return NOT_A_MODEL
+    return UNKNOWN
 
 
 def _only_false(args) -> bool:

@@ -8,6 +8,7 @@ import re
 
 import libcst as cst
 
+from lintml.analysis import kinds
 from lintml.analysis.imports import ImportTable
 from lintml.analysis.models import Models
 from lintml.analysis.program import Call, Function, chain_base
@@ -35,9 +36,10 @@ def module_key(expression: cst.BaseExpression, function: Function) -> str | None
 
 
 class Optimizers:
-    def __init__(self, models: Models, imports: ImportTable) -> None:
+    def __init__(self, models: Models, imports: ImportTable, callgraph=None) -> None:
         self.models = models
         self.imports = imports
+        self.callgraph = callgraph
 
     def stepped_optimizer(self, step: Call, function: Function) -> str | None:
         """`optimizer` for `optimizer.step()` and for `scaler.step(optimizer)`."""
@@ -92,10 +94,39 @@ class Optimizers:
         for value, scope, binding in self.bound_values(key, function):
             if binding is not None and before is not None and binding.order >= before:
                 continue
-            if not (isinstance(value, cst.Call) and self._makes_optimizer(value, binding, scope, depth)):
+            if value is None and binding is None:  # a parameter: what its callers pass
+                if not self._callers_pass_optimizers(key, scope, depth):
+                    return False
+            elif isinstance(value, cst.Name) and value.value in scope.params and binding is not None:
+                # `self.optimizer = optimizer` in `__init__`
+                if not self._callers_pass_optimizers(value.value, scope, depth):
+                    return False
+            elif not (isinstance(value, cst.Call) and self._makes_optimizer(value, binding, scope, depth)):
                 return False
             found = True
         return found
+
+    def _callers_pass_optimizers(self, parameter: str, function: Function, depth: int) -> bool:
+        """Every caller, in this file and in the project's others, passes an optimizer for
+        `parameter` (and there is at least one)."""
+        passed = []
+        if self.callgraph is not None:
+            if self.callgraph.escapes(function):
+                return False
+            for call in self.callgraph.callers(function):
+                argument = self.callgraph.argument(call, function, parameter)
+                if argument is None:
+                    return False
+                caller = call.site.function
+                if isinstance(argument, cst.Call):
+                    passed.append(self._makes_optimizer(argument, None, caller, depth + 1))
+                else:
+                    inner = caller.key(argument)
+                    passed.append(inner is not None and self.is_optimizer(inner, caller, call.site.order, depth + 1))
+        value = self.models.project_parameter(parameter, function)
+        if value.known:
+            passed.append(value.only(kinds.OPTIMIZER))
+        return bool(passed) and all(passed)
 
     def _makes_optimizer(self, call: cst.Call, binding, scope: Function, depth: int) -> bool:
         qualified = self.imports.qualified_name(call.func, scope.scope)
@@ -112,11 +143,13 @@ class Optimizers:
             positional = [arg for arg in call.args if arg.keyword is None]
             if any(arg.star for arg in positional):
                 return False
-            index = binding.tuple_index if binding.tuple_index is not None else 0
-            if index >= len(positional) or (binding.tuple_index is None and len(positional) != 1):
+            tuple_index = binding.tuple_index if binding is not None else None
+            index = tuple_index if tuple_index is not None else 0
+            if index >= len(positional) or (tuple_index is None and len(positional) != 1):
                 return False
             inner = scope.key(positional[index].value)
-            return inner is not None and self.is_optimizer(inner, scope, binding.order, depth + 1)
+            before = binding.order if binding is not None else None
+            return inner is not None and self.is_optimizer(inner, scope, before, depth + 1)
         return False
 
     def parameter_owners(self, name: str, function: Function, depth: int = 0) -> set[str]:

@@ -83,9 +83,18 @@ class FileContext:
         self.filename = filename
         self.source = source
         self.module = module
-        self.imports = ImportTable(module)
+        from lintml.project.facts import current_package
+
+        self.imports = ImportTable(module, current_package())
         self.scope: Scope = self.imports.module_scope
         self.reports: list[Report] = []
+
+    @cached_property
+    def facts(self):
+        """What the project around the file knows (lintml.project.facts.FileFacts)."""
+        from lintml.project.facts import facts_for_text
+
+        return facts_for_text(self.source)
 
     @cached_property
     def program(self) -> Program:
@@ -98,11 +107,11 @@ class FileContext:
 
     @cached_property
     def models(self) -> Models:
-        return Models(self.program, self.callgraph)
+        return Models(self.program, self.callgraph, self.facts)
 
     @cached_property
     def optimizers(self) -> Optimizers:
-        return Optimizers(self.models, self.imports)
+        return Optimizers(self.models, self.imports, self.callgraph)
 
     @cached_property
     def contexts(self) -> Contexts:

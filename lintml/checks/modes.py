@@ -234,7 +234,13 @@ def _switch_kind(check: Check, call: Call, model: str, function: Function, depth
     if call.receiver_key == model and call.method == "train":
         return {Mode.TRAIN: TRAIN, Mode.EVAL: EVAL}.get(_train_mode(call.node), UNSURE)
     callee = check.context.callgraph.resolve(call)
-    if callee is None or callee is function or depth >= _CALL_DEPTH:
+    if callee is None:
+        # a function of another file of the project (`evaluate(model, ...)` imported)
+        effect = check.context.models._project_callee_effect(call, model)
+        if effect is None:
+            return None
+        return {Mode.EVAL: EVAL, Mode.TRAIN: TRAIN, Mode.DEFAULT: TRAIN}.get(effect[0], UNSURE)
+    if callee is function or depth >= _CALL_DEPTH:
         return None
     return _net_effect(check, call, callee, model, function, depth + 1)
 

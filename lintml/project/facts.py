@@ -1,0 +1,262 @@
+"""The project a checked file belongs to: its layout, every module's index, the
+summaries over them, and what a check of one file depended on.
+
+`project_for(path)` gives the facts of the project around a path, built once per
+process and root and rebuilt only for the modules whose bytes changed. `for_file`
+gives the view a check of one text uses: that module's index is read from the text being
+checked (an editor buffer, a fix in progress), the others from disk.
+
+Findings of a file depend on the facts it asked for: `FileFacts.dependencies` lists
+them (a module's index, the callers of a function), each with a digest, so the result
+cache can tell whether a stored result still holds after another file was edited.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextvars
+import hashlib
+import os
+import threading
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lintml.project.index import ModuleFacts, index_module
+from lintml.project.layout import Layout, build_layout, find_root
+from lintml.project.summaries import FunctionRef, Summaries
+
+_lock = threading.Lock()
+_projects: dict[tuple[str, object], "ProjectFacts"] = {}
+
+
+def digest_of(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def parse_module(data: bytes | str, module: str, is_package: bool) -> ModuleFacts:
+    """The index of one module's source; a file that does not parse has none."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(data)
+    except (SyntaxError, ValueError, RecursionError, MemoryError, UnicodeDecodeError):
+        return ModuleFacts(module)
+    try:
+        return index_module(tree, module, is_package)
+    except RecursionError:
+        return ModuleFacts(module)
+
+
+def _notebook_source(data: bytes) -> str:
+    """A notebook's code cells joined, IPython lines left out (as lintml checks it)."""
+    try:
+        from lintml.notebooks import code_of_notebook
+    except ImportError:  # pragma: no cover
+        return ""
+    try:
+        return code_of_notebook(data.decode("utf-8"))
+    except Exception:  # not a notebook lintml can read: no facts from it
+        return ""
+
+
+class _Modules(dict):
+    """Module id -> index, read from disk on first use."""
+
+    def __init__(self, project: "ProjectFacts") -> None:
+        super().__init__()
+        self.project = project
+
+    def __missing__(self, module: str) -> ModuleFacts:
+        facts = self.project._read(module)
+        if facts is None:
+            raise KeyError(module)
+        self[module] = facts
+        return facts
+
+    def get(self, module, default=None):
+        try:
+            return self[module]
+        except KeyError:
+            return default
+
+    def __contains__(self, module) -> bool:
+        return dict.__contains__(self, module) or module in self.project.layout.modules
+
+    def items(self):
+        for module in list(self.project.layout.modules):
+            facts = self.get(module)
+            if facts is not None:
+                yield module, facts
+
+
+class ProjectFacts:
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        self.digests: dict[str, str] = {}  # module -> digest of the bytes its index came from
+        self.modules = _Modules(self)
+        self.summaries = Summaries(self.modules, layout.resolve)
+
+    def _read(self, module: str) -> ModuleFacts | None:
+        path = self.layout.path_of(module)
+        if path is None:
+            return None
+        try:
+            data = path.read_bytes()
+        except OSError:
+            data = b""
+        self.digests[module] = digest_of(data)
+        if path.suffix.lower() == ".ipynb":
+            return parse_module(_notebook_source(data), module, False)
+        return parse_module(data, module, self.layout.is_package(module))
+
+    def index_all(self) -> None:
+        """Read every module now (before worker processes fork, so they share it)."""
+        for _ in self.modules.items():
+            pass
+
+    def for_file(self, path: Path | None, text: str) -> "FileFacts":
+        """The facts a check of `text` (the file at `path`) uses."""
+        module = self.layout.module_of(path) if path is not None else None
+        if module is None:
+            return FileFacts.alone(text)
+        data = text.encode("utf-8", "surrogatepass")
+        current = self.modules.get(module)
+        if current is not None and self.digests.get(module) == digest_of(data) or (
+            current is not None and _same_text(self.layout.path_of(module), text)
+        ):
+            return FileFacts(self, module, self.summaries)
+        # the text differs from the file on disk: a view with this module read from it
+        view = ProjectFacts.__new__(ProjectFacts)
+        view.layout = self.layout
+        view.digests = dict(self.digests)
+        view.modules = _Modules(view)
+        for name in dict.keys(self.modules):
+            dict.__setitem__(view.modules, name, dict.__getitem__(self.modules, name))
+        dict.__setitem__(view.modules, module, parse_module(text, module, self.layout.is_package(module)))
+        view.digests[module] = digest_of(data)
+        view.summaries = Summaries(view.modules, self.layout.resolve)
+        return FileFacts(view, module, view.summaries)
+
+
+def _same_text(path: Path | None, text: str) -> bool:
+    if path is None:
+        return False
+    try:
+        return path.read_text(encoding="utf-8") == text
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+@dataclass
+class FileFacts:
+    """What one checked module can ask of its project."""
+
+    project: ProjectFacts | None
+    module: str
+    summaries: Summaries
+    used: set = field(default_factory=set)  # the facts asked for: (kind, subject)
+
+    @classmethod
+    def alone(cls, text: str, module: str = "__main__") -> "FileFacts":
+        """A file outside any project (stdin, a test's text): its own facts only."""
+        facts = parse_module(text, module, False)
+        summaries = Summaries({module: facts}, lambda importer, absolute: None)
+        return cls(None, module, summaries)
+
+    def function_ref(self, name: str) -> FunctionRef:
+        return FunctionRef(self.module, name)
+
+
+def project_for(path: Path, config=None, refresh: bool = False) -> ProjectFacts:
+    """The facts of the project around `path`, cached per root and configuration for
+    this process. With `refresh` (a long-lived process: the language server), a project
+    whose files changed on disk since they were read is read again."""
+    root = find_root(path)
+    key = (str(root), _config_key(config))
+    with _lock:
+        project = _projects.get(key)
+        if project is None or (refresh and _stale(project)):
+            project = ProjectFacts(build_layout(root, config))
+            _projects[key] = project
+        return project
+
+
+def _stale(project: ProjectFacts) -> bool:
+    """A module read before has changed on disk (checked by size and time, cheaply)."""
+    stamps = getattr(project, "_stamps", None)
+    current = {}
+    for module in dict.keys(project.modules):
+        path = project.layout.path_of(module)
+        try:
+            stat = os.stat(path)
+        except (OSError, TypeError):
+            return True
+        current[module] = (stat.st_size, stat.st_mtime_ns)
+    if stamps is None:
+        project._stamps = current
+        return False
+    if any(stamps.get(module, value) != value for module, value in current.items()):
+        return True
+    stamps.update(current)
+    return False
+
+
+def _config_key(config) -> object:
+    if config is None:
+        from lintml.config import Config
+
+        config = Config()
+    return (tuple(getattr(config, "exclude", ()) or ()), tuple(getattr(config, "extend_exclude", ()) or ()))
+
+
+# -- the facts of the file being checked now ---------------------------------------------
+
+_current = contextvars.ContextVar("lintml_project", default=None)
+
+
+@contextmanager
+def checking(path: Path | None, config=None):
+    """Within this block, `lint_source` reads the project around `path` (a file on
+    disk); without it, a text is checked on its own."""
+    project = None
+    if path is not None:
+        try:
+            if os.path.isfile(path):
+                project = project_for(Path(path), config)
+        except OSError:
+            project = None
+    token = _current.set((project, Path(path) if path is not None else None))
+    try:
+        yield project
+    finally:
+        _current.reset(token)
+
+
+def facts_for_text(text: str) -> FileFacts:
+    """The facts for the text `lint_source` is about to check."""
+    current = _current.get()
+    if current is None or current[0] is None:
+        return FileFacts.alone(text)
+    project, path = current
+    return project.for_file(path, text)
+
+
+def current_package() -> str | None:
+    """The package of the file being checked, for its relative imports."""
+    current = _current.get()
+    if current is None or current[0] is None or current[1] is None:
+        return None
+    project, path = current
+    module = project.layout.module_of(path)
+    if module is None:
+        return None
+    from lintml.project.index import package_of
+
+    return package_of(module, project.layout.is_package(module))
+
+
+def clear() -> None:
+    with _lock:
+        _projects.clear()

@@ -1,0 +1,562 @@
+"""What the project knows about its classes, functions and values, from every module's
+index: which classes are models and whether they may hold a mode-dependent layer, what
+each function does to each parameter (through the functions it calls), what callers
+anywhere in the project pass, and the kind of a value.
+
+Each answer is computed once per run and remembered; a question that meets itself
+(mutual recursion, an import cycle, a name rebound from itself) answers "unknown" or
+"no effect" for the inner ask, so the work is bounded by the number of questions, never
+exponential in the length of a chain. `work` counts the answers computed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lintml.analysis import kinds
+from lintml.analysis.kinds import Value
+from lintml.project.index import CallSite, ClassFacts, FunctionFacts, ModuleFacts
+
+# calls that return the module they are given
+PASSTHROUGH = frozenset(
+    {"torch.compile", "copy.deepcopy", "torch.nn.DataParallel", "torch.nn.parallel.DataParallel",
+     "torch.nn.parallel.DistributedDataParallel", "torch.nn.parallel.distributed.DistributedDataParallel",
+     "peft.get_peft_model", "peft.mapping.get_peft_model", "torch.jit.script", "torch.jit.trace",
+     "torch.nn.SyncBatchNorm.convert_sync_batchnorm"}
+)  # fmt: skip
+MODEL_FACTORIES = frozenset({"timm.create_model", "timm.models.create_model", "torch.hub.load", "torch.jit.load"})
+TENSOR_FACTORIES = frozenset(
+    {"torch.randn", "torch.rand", "torch.randint", "torch.zeros", "torch.ones", "torch.tensor", "torch.empty",
+     "torch.full", "torch.arange", "torch.linspace", "torch.cat", "torch.stack", "torch.randn_like"}
+)  # fmt: skip
+_MAX_CALLERS = 64  # a function called from more places than this: its parameters are what they are
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What a function does to one of its parameters (or `self.<attr>`), through the
+    functions it calls as well."""
+
+    mode: str | None = None  # the last mode it sets: "eval", "train", "mode" (a variable)
+    trained_after: bool = False  # a backward follows the last `.train()`
+    forward: str | None = None  # "grad" if some forward runs with grad on, else "nograd"
+    zeroes: bool = False
+    steps: bool = False
+    backward: bool = False
+
+
+NO_EFFECT = Effect()
+
+
+@dataclass(frozen=True)
+class FunctionRef:
+    module: str
+    name: str  # "train", "Trainer.fit", "<module>"
+
+
+@dataclass
+class CallerArg:
+    caller: FunctionRef
+    site: CallSite
+    value: object  # the Ref passed, or None when not known (`*args`)
+
+
+class Summaries:
+    def __init__(self, modules: dict[str, ModuleFacts], resolve) -> None:
+        """`resolve(importer, absolute)` -> (module, rest) | None, the layout's import
+        resolution."""
+        self.modules = modules
+        self._resolve = resolve
+        self.work = 0
+        self._memo: dict[tuple, object] = {}
+        self._asking: set[tuple] = set()
+        self._callers: dict[FunctionRef, list[tuple[FunctionRef, CallSite]]] | None = None
+
+    # -- plumbing --------------------------------------------------------------------
+
+    def _ask(self, key: tuple, compute, cycle):
+        if key in self._memo:
+            return self._memo[key]
+        if key in self._asking:
+            return cycle
+        self._asking.add(key)
+        self.work += 1
+        try:
+            answer = compute()
+        finally:
+            self._asking.discard(key)
+        self._memo[key] = answer
+        return answer
+
+    def function(self, ref: FunctionRef) -> FunctionFacts | None:
+        facts = self.modules.get(ref.module)
+        if facts is None:
+            return None
+        if ref.name == "<module>":
+            return facts.top
+        cls_name, _, method = ref.name.partition(".")
+        if method:
+            cls = facts.classes.get(cls_name)
+            return cls.methods.get(method) if cls is not None else None
+        return facts.functions.get(ref.name)
+
+    def resolve(self, importer: str, absolute: str) -> tuple[str, str] | None:
+        """(module, rest) of a project name; a class or def of `importer` itself too."""
+        prefix = f"{importer}."
+        if absolute.startswith(prefix) and importer in self.modules:
+            return importer, absolute[len(prefix):]
+        return self._ask(("resolve", importer, absolute), lambda: self._resolve(importer, absolute), None)
+
+    def class_named(self, importer: str, absolute: str) -> tuple[str, ClassFacts] | None:
+        found = self.resolve(importer, absolute)
+        if found is None:
+            return None
+        module, rest = found
+        facts = self.modules.get(module)
+        if facts is None or not rest or "." in rest:
+            return None
+        cls = facts.classes.get(rest)
+        if cls is None and rest in facts.imports:  # a re-export the layout did not follow
+            target = facts.imports[rest]
+            if target != absolute:
+                return self.class_named(module, target)
+        return (module, cls) if cls is not None else None
+
+    def function_named(self, importer: str, absolute: str) -> FunctionRef | None:
+        """The project function a call of `absolute` runs: a def, a method
+        (`Trainer.fit`), or a class's `__init__`."""
+        found = self.resolve(importer, absolute)
+        if found is None:
+            return None
+        module, rest = found
+        facts = self.modules.get(module)
+        if facts is None or not rest:
+            return None
+        if rest in facts.functions:
+            return FunctionRef(module, rest)
+        head, _, tail = rest.partition(".")
+        cls = facts.classes.get(head)
+        if cls is not None:
+            method = tail or "__init__"
+            if "." not in method and method in cls.methods:
+                return FunctionRef(module, f"{head}.{method}")
+        return None
+
+    # -- classes ---------------------------------------------------------------------
+
+    def is_module_class(self, module: str, name: str) -> bool:
+        return self._ask(("module-class", module, name), lambda: self._is_module_class(module, name), False)
+
+    def _is_module_class(self, module: str, name: str) -> bool:
+        cls = self.modules[module].classes[name]
+        for base in cls.bases:
+            if base in kinds.MODULE_BASES or kinds.is_library_model_class(base):
+                return True
+            found = self.class_named(module, base)
+            if found is not None and self.is_module_class(found[0], found[1].name):
+                return True
+        return False
+
+    def mode_dependent(self, module: str, name: str) -> bool | None:
+        """Whether instances may hold a layer whose behaviour depends on the mode
+        (Amendment 17): True, False, or None when some layer cannot be seen."""
+        return self._ask(("mode-dependent", module, name), lambda: self._mode_dependent(module, name), None)
+
+    def _mode_dependent(self, module: str, name: str) -> bool | None:
+        cls = self.modules[module].classes[name]
+        if cls.uses_training_flag:
+            return True
+        unknown = cls.opaque_layers or cls.injected_modules
+        for base in cls.bases:
+            if base in ("torch.nn.Module", "torch.nn.modules.module.Module", "object"):
+                continue
+            if base in ("torch.nn.Sequential", "torch.nn.ModuleList", "torch.nn.ModuleDict"):
+                continue  # their layers are the arguments, read below as calls
+            found = self.class_named(module, base)
+            if found is None:
+                unknown = True  # a library base (PreTrainedModel, LightningModule): its layers are not visible
+                continue
+            answer = self.mode_dependent(found[0], found[1].name)
+            if answer:
+                return True
+            unknown = unknown or answer is None
+        seen_functions: set[FunctionRef] = set()
+        pending = list(cls.layer_calls)
+        while pending:
+            callee, args = pending.pop()
+            answer = self._layer_mode_dependent(module, callee, args, seen_functions, pending)
+            if answer:
+                return True
+            unknown = unknown or answer is None
+        return None if unknown else False
+
+    def _layer_mode_dependent(self, module, callee: str, args: dict, seen, pending) -> bool | None:
+        if callee.startswith("self."):
+            method = callee[5:]
+            cls_name = None
+            return False if method in ("register_buffer", "register_parameter", "apply") else None if cls_name else False
+        answer = kinds.torch_layer_mode_dependent(callee, args)
+        if answer is not None:
+            return answer
+        if callee.startswith(("torch.", "math.", "numpy.", "functools.", "collections.", "typing.", "copy.", "einops.")) or "." not in callee and callee in _BUILTINS:
+            return False
+        found = self.class_named(module, callee)
+        if found is not None:
+            if self.is_module_class(found[0], found[1].name):
+                return self.mode_dependent(found[0], found[1].name)
+            return False
+        ref = self.function_named(module, callee)
+        if ref is not None:
+            if ref not in seen:
+                seen.add(ref)
+                function = self.function(ref)
+                if function is not None:
+                    pending.extend((call.callee, {}) for call in function.calls if call.callee and not call.callee.startswith("self."))
+            return False
+        if "." not in callee or callee.split(".", 1)[0] in self.modules or self.resolve(module, callee) is not None:
+            return False  # a builtin, or a project name that builds no layer
+        return None  # another library's factory (torchvision, timm, transformers): may hold any
+
+    # -- functions -------------------------------------------------------------------
+
+    def effect(self, ref: FunctionRef, target: str) -> Effect:
+        """What `ref` does to its parameter (or `self.<attr>`) `target`."""
+        return self.effects(ref).get(target, NO_EFFECT)
+
+    def effects(self, ref: FunctionRef) -> dict[str, Effect]:
+        return self._ask(("effects", ref), lambda: self._effects(ref), {})
+
+    def _effects(self, ref: FunctionRef) -> dict[str, Effect]:
+        function = self.function(ref)
+        if function is None:
+            return {}
+        events: dict[str, list[tuple[int, str]]] = {}
+        for line, target, op in function.ops:
+            events.setdefault(target, []).append((line, op))
+        backward_lines = [line for line, _, op in function.ops if op == "backward"]
+        for call in function.calls:
+            callee = self.callee_of(ref, call)
+            if callee is None or callee == ref:
+                continue
+            inner = self.effects(callee)
+            if not inner:
+                continue
+            for target, parameter in self._argument_targets(function, call, callee):
+                effect = inner.get(parameter)
+                if effect is None:
+                    continue
+                for op in _ops_of(effect):
+                    events.setdefault(target, []).append((call.line, op))
+            for target, effect in inner.items():  # `self.<attr>` through `self.helper()`
+                if target.startswith("self.") and call.callee and call.callee.startswith("self."):
+                    for op in _ops_of(effect):
+                        events.setdefault(target, []).append((call.line, op))
+            if any(effect.backward for effect in inner.values()):
+                backward_lines.append(call.line)
+        found = {}
+        for target, happened in events.items():
+            happened.sort(key=lambda event: event[0])
+            mode_events = [(line, op) for line, op in happened if op in ("eval", "train", "mode")]
+            last = mode_events[-1] if mode_events else None
+            forwards = [op for _, op in happened if op.startswith("forward")]
+            found[target] = Effect(
+                mode=last[1] if last else None,
+                trained_after=bool(last and last[1] == "train" and any(line > last[0] for line in backward_lines)),
+                forward=("grad" if "forward" in forwards else "nograd") if forwards else None,
+                zeroes=any(op == "zero" for _, op in happened),
+                steps=any(op == "step" for _, op in happened),
+                backward=any(op == "backward" for _, op in happened),
+            )
+        return found
+
+    def _argument_targets(self, function: FunctionFacts, call: CallSite, callee: FunctionRef):
+        """(what the caller passes, as a target of the caller; the callee's parameter)."""
+        inner = self.function(callee)
+        if inner is None:
+            return
+        params = list(inner.params)
+        if inner.self_name is not None:
+            params = params[1:]
+        for position, value in enumerate(call.args):
+            if position < len(params):
+                target = _target_of_ref(value, function)
+                if target is not None:
+                    yield target, params[position]
+        for keyword, value in call.kwargs.items():
+            if keyword in inner.params:
+                target = _target_of_ref(value, function)
+                if target is not None:
+                    yield target, keyword
+
+    def callee_of(self, caller: FunctionRef, call: CallSite) -> FunctionRef | None:
+        callee = call.callee
+        if callee is None:
+            return None
+        if callee.startswith("self."):
+            cls_name, dot, _ = caller.name.partition(".")
+            if not dot:
+                return None
+            facts = self.modules.get(caller.module)
+            cls = facts.classes.get(cls_name) if facts else None
+            method = callee[5:]
+            if cls is not None and method in cls.methods:
+                return FunctionRef(caller.module, f"{cls_name}.{method}")
+            return None
+        return self.function_named(caller.module, callee)
+
+    def callers(self, ref: FunctionRef) -> list[tuple[FunctionRef, CallSite]]:
+        """Every call of `ref` in the project (computed for all functions at once)."""
+        if self._callers is None:
+            self._callers = {}
+            for module, facts in self.modules.items():
+                for caller, function in _functions_of(module, facts):
+                    for call in function.calls:
+                        callee = self.callee_of(caller, call)
+                        if callee is not None and callee != caller:
+                            self._callers.setdefault(callee, []).append((caller, call))
+        return self._callers.get(ref, [])
+
+    def passed(self, ref: FunctionRef, parameter: str) -> list[tuple[FunctionRef, CallSite, object]] | None:
+        """What each project caller passes for `parameter` (a Ref each), or None when
+        some caller's argument cannot be matched (`*args`)."""
+        function = self.function(ref)
+        if function is None or parameter not in function.params:
+            return None
+        params = list(function.params)
+        if function.self_name is not None:
+            params = params[1:]
+        found = []
+        for caller, call in self.callers(ref)[:_MAX_CALLERS]:
+            if parameter in call.kwargs:
+                found.append((caller, call, call.kwargs[parameter]))
+                continue
+            index = params.index(parameter) if parameter in params else -1
+            if 0 <= index < len(call.args):
+                if any(value is None for value in call.args[: index + 1]):
+                    return None  # a `*args` before it
+                found.append((caller, call, call.args[index]))
+            # not passed: its default
+        return found
+
+    # -- values ----------------------------------------------------------------------
+
+    def parameter_value(self, ref: FunctionRef, parameter: str, exclude_module: str | None = None) -> Value:
+        """What every project caller passes (callers in `exclude_module` left out: the
+        checked file answers for its own)."""
+        return self._ask(
+            ("param", ref, parameter, exclude_module),
+            lambda: self._parameter_value(ref, parameter, exclude_module),
+            kinds.UNKNOWN,
+        )
+
+    def _parameter_value(self, ref: FunctionRef, parameter: str, exclude_module: str | None) -> Value:
+        passed = self.passed(ref, parameter)
+        if not passed:
+            return kinds.UNKNOWN
+        values = [self.value(caller, value) for caller, _, value in passed if caller.module != exclude_module]
+        return kinds.join(values) if values else kinds.UNKNOWN
+
+    def value(self, where: FunctionRef, ref) -> Value:
+        return self._ask(("value", where, ref), lambda: self._value(where, ref), kinds.UNKNOWN)
+
+    def _value(self, where: FunctionRef, ref) -> Value:
+        if ref is None:
+            return kinds.UNKNOWN
+        tag = ref[0]
+        function = self.function(where)
+        if tag == "scalar" or tag == "dict":
+            return kinds.of(kinds.NON_TENSOR)
+        if tag == "param":
+            return self.parameter_value(where, ref[1])
+        if tag == "either":
+            return kinds.join(self.value(where, inner) for inner in ref[1])
+        if tag == "self":
+            return self.attribute_value(where, ref[1])
+        if tag == "name":
+            return self._name_value(where, function, ref[1])
+        if tag == "chain":
+            return _with_chain(self.value(where, ref[1]), ref[2])
+        if tag == "pretrained":
+            return self._pretrained_value(where, ref)
+        if tag == "item":
+            return self._item_value(where, ref[1], ref[2])
+        if tag == "call":
+            return self._call_value(where, ref)
+        return kinds.UNKNOWN
+
+    def _name_value(self, where: FunctionRef, function: FunctionFacts | None, name: str) -> Value:
+        if function is not None and name in function.bindings and "." not in name:
+            return kinds.join(self.value(where, bound) for bound in function.bindings[name])
+        module = self.modules.get(where.module)
+        if module is not None and where.name != "<module>" and name in module.bindings:
+            top = FunctionRef(where.module, "<module>")
+            return kinds.join(self.value(top, bound) for bound in module.bindings[name])
+        if module is not None and "." not in name and name in module.imports:
+            found = self.resolve(where.module, module.imports[name])
+            if found is not None and found[1] and "." not in found[1]:
+                other = self.modules.get(found[0])
+                if other is not None and found[1] in other.bindings:  # `from models import model`
+                    top = FunctionRef(found[0], "<module>")
+                    return kinds.join(self.value(top, bound) for bound in other.bindings[found[1]])
+        return kinds.UNKNOWN
+
+    def attribute_value(self, where: FunctionRef, attr: str) -> Value:
+        """`self.<attr>`: what the class's methods bind to it."""
+        cls_name, dot, _ = where.name.partition(".")
+        facts = self.modules.get(where.module)
+        cls = facts.classes.get(cls_name) if (facts and dot) else None
+        if cls is None:
+            return kinds.UNKNOWN
+        values = []
+        for method_name, method in cls.methods.items():
+            for bound in method.bindings.get(f"self.{attr}", []):
+                values.append(self.value(FunctionRef(where.module, f"{cls_name}.{method_name}"), bound))
+        return kinds.join(values) if values else kinds.UNKNOWN
+
+    def _pretrained_value(self, where: FunctionRef, ref) -> Value:
+        _, owner, chain, method = ref
+        if owner is None:
+            return kinds.UNKNOWN
+        found = self.class_named(where.module, owner)
+        if found is not None:
+            module, cls = found
+            if not self.is_module_class(module, cls.name):
+                return kinds.of(kinds.NON_TENSOR)
+            value = kinds.of(kinds.MODEL, cls=f"{module}:{cls.name}", mode="eval" if method != "from_config" else "default",
+                             mode_dependent=self.mode_dependent(module, cls.name))
+            return _with_chain(value, chain)
+        if kinds.is_pipeline_class(owner):
+            return kinds.of(kinds.PIPELINE)
+        if kinds.is_library_model_class(owner):
+            return _with_chain(kinds.of(kinds.MODEL, mode="eval" if method != "from_config" else "default"), chain)
+        if owner.split(".", 1)[0] in kinds.MODEL_LIBRARIES:
+            return kinds.of(kinds.NON_TENSOR)  # tokenizers, processors, configs
+        return kinds.UNKNOWN
+
+    def _item_value(self, where: FunctionRef, base, key) -> Value:
+        """`base[key]` / `base.key` of a dict literal, an nn.ModuleDict, a tuple."""
+        for container in self._containers(where, base, 0):
+            if container[0] == "dict":
+                values = [v for k, v in container[1] if key is None or k == key]
+                return kinds.join(self.value(where, v) for v in values) if values else kinds.UNKNOWN
+            if container[0] == "tuple" and isinstance(key, int) and key < len(container[1]):
+                return self.value(where, container[1][key])
+        return kinds.UNKNOWN
+
+    def _containers(self, where: FunctionRef, ref, depth: int):
+        if ref is None or depth > 3:
+            return
+        if ref[0] in ("dict", "tuple"):
+            yield ref
+        elif ref[0] == "name":
+            function = self.function(where)
+            if function is not None:
+                for bound in function.bindings.get(ref[1], []):
+                    yield from self._containers(where, bound, depth + 1)
+        elif ref[0] == "self":
+            cls_name, _, _ = where.name.partition(".")
+            facts = self.modules.get(where.module)
+            cls = facts.classes.get(cls_name) if facts else None
+            if cls is not None:
+                for method_name, method in cls.methods.items():
+                    for bound in method.bindings.get(f"self.{ref[1]}", []):
+                        yield from self._containers(FunctionRef(where.module, f"{cls_name}.{method_name}"), bound, depth + 1)
+
+    def _call_value(self, where: FunctionRef, ref) -> Value:
+        _, callee, chain, args = ref
+        if callee is None:
+            return kinds.UNKNOWN
+        if callee.startswith("self."):
+            target = self.callee_of(where, CallSite(0, callee, (), {}, False))
+            return self.returned(target) if target is not None else kinds.UNKNOWN
+        if callee in PASSTHROUGH and args:
+            return _with_chain(self.value(where, args[0]), chain)
+        found = self.class_named(where.module, callee)
+        if found is not None:
+            module, cls = found
+            if not self.is_module_class(module, cls.name):
+                return kinds.of(kinds.NON_TENSOR)
+            value = kinds.of(kinds.MODEL, cls=f"{module}:{cls.name}", mode="default",
+                             mode_dependent=self.mode_dependent(module, cls.name))
+            return _with_chain(value, chain)
+        function = self.function_named(where.module, callee)
+        if function is not None:
+            return _with_chain(self.returned(function), chain)
+        if callee in MODEL_FACTORIES or (callee.startswith("torchvision.models.") and callee.rsplit(".", 1)[-1][:1].islower()):
+            return _with_chain(kinds.of(kinds.MODEL, mode="default" if "timm" in callee or "torchvision" in callee else None), chain)
+        if callee in TENSOR_FACTORIES:
+            return kinds.of(kinds.TENSOR)
+        kind = kinds.library_call_kind(callee)
+        if kind == kinds.MODEL:
+            return _with_chain(kinds.of(kinds.MODEL, mode="default"), chain)
+        if kind is not None:
+            return kinds.of(kind)
+        if callee.startswith(kinds.TORCH_NN_PREFIXES) and callee.rsplit(".", 1)[-1][:1].isupper():
+            tail = callee.rsplit(".", 1)[-1]
+            if tail.endswith("Loss"):
+                return kinds.of(kinds.NON_TENSOR)
+            return _with_chain(kinds.of(kinds.MODEL, mode="default", mode_dependent=kinds.torch_layer_mode_dependent(callee, {}) or None), chain)
+        return kinds.UNKNOWN
+
+    def returned(self, ref: FunctionRef) -> Value:
+        return self._ask(("returns", ref), lambda: self._returned(ref), kinds.UNKNOWN)
+
+    def _returned(self, ref: FunctionRef) -> Value:
+        function = self.function(ref)
+        if function is None or not function.returns:
+            return kinds.UNKNOWN
+        return kinds.join(self.value(ref, value) for value in function.returns)
+
+
+_BUILTINS = frozenset({"super", "range", "len", "int", "float", "str", "list", "tuple", "dict", "set", "print",
+                       "isinstance", "getattr", "hasattr", "zip", "enumerate", "max", "min", "sum", "round",
+                       "sorted", "reversed", "map", "filter", "abs", "any", "all", "bool", "type", "iter", "next"})  # fmt: skip
+
+
+def _ops_of(effect: Effect):
+    if effect.forward == "grad":
+        yield "forward"
+    elif effect.forward == "nograd":
+        yield "forward-nograd"
+    if effect.backward:
+        yield "backward"
+    if effect.zeroes:
+        yield "zero"
+    if effect.steps:
+        yield "step"
+    if effect.mode is not None:
+        yield effect.mode
+        if effect.trained_after:
+            yield "backward"
+
+
+def _target_of_ref(value, function: FunctionFacts) -> str | None:
+    """The caller-side target an argument names: a parameter, a name, `self.<attr>`."""
+    while value is not None and value[0] == "chain":
+        value = value[1]
+    if value is None:
+        return None
+    if value[0] in ("param", "name") and "." not in value[1]:
+        return value[1]
+    if value[0] == "self":
+        return f"self.{value[1]}"
+    return None
+
+
+def _with_chain(value: Value, chain) -> Value:
+    if not chain or not value.only(kinds.MODEL):
+        return value
+    last = chain[-1] if chain[-1] in ("eval", "train") else None
+    if last is None:
+        return value
+    return Value(value.kinds, value.cls, "eval" if last == "eval" else "default", value.mode_dependent)
+
+
+def _functions_of(module: str, facts: ModuleFacts):
+    if facts.top is not None:
+        yield FunctionRef(module, "<module>"), facts.top
+    for name, function in facts.functions.items():
+        yield FunctionRef(module, name), function
+    for cls_name, cls in facts.classes.items():
+        for name, method in cls.methods.items():
+            yield FunctionRef(module, f"{cls_name}.{name}"), method
