@@ -175,6 +175,20 @@ class Contexts:
             return f"`{function.name}` is only called for inference"
         return None
 
+    def helper_forward(self, call: cst.Call, site: Site) -> str | None:
+        """The model a helper call runs forward, when the helper is shared with training
+        and so reports nothing itself (Amendment 20: the finding is at the call in the
+        inference method)."""
+        found = self.models.helper_forward(call, site.function)
+        if found is None:
+            return None
+        key, helper = found
+        if self.trains(helper) or set(words(helper.name)) & INFERENCE_WORDS or self.function_only_called_for_inference(helper):
+            return None  # a training step, or an inference function reported on its own
+        if self.function_grad_disabled(helper) or self.is_model_code(helper):
+            return None
+        return key
+
     def feeds_backward(self, site: Site) -> bool:
         """The call at `site` computes what a backward later differentiates
         (`loss = criterion(model(x), y); loss.backward()`): training, not inference."""

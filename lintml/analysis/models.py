@@ -140,6 +140,7 @@ class Models:
         self._events_memo: dict[tuple[int, str], list] = {}
         self._binding_memo: dict[int, ModelInfo] = {}
         self._kind_memo: dict[tuple[int, str], Kind] = {}
+        self._is_model_memo_extra: dict[tuple, bool | None] = {}
 
     # -- classes of the file ---------------------------------------------------------
 
@@ -625,6 +626,123 @@ class Models:
             return None
         return key
 
+    # -- mode-dependent layers (Amendment 17) ------------------------------------------
+
+    def mode_dependent(self, key: str, function: Function) -> bool | None:
+        """Whether model `key` may hold a layer that behaves differently in train and eval
+        mode: False only when every value it may hold is known to hold none."""
+        owner = self.owner_of(key, function)
+        holder = owner.cls.node if key.startswith("self.") and owner.cls is not None else owner.node
+        memo_key = ("mode-dependent", id(holder), key)
+        if memo_key in self._is_model_memo_extra:
+            return self._is_model_memo_extra[memo_key]
+        self._is_model_memo_extra[memo_key] = None  # a cycle: unknown
+        answers = [self._value_mode_dependent(value, scope) for value, scope in self._bound_expressions(key, owner)]
+        answer = _all_false(answers)
+        self._is_model_memo_extra[memo_key] = answer
+        return answer
+
+    def _bound_expressions(self, key: str, owner: Function):
+        """(expression, function) of what `key` is bound to; (None, function) for a value
+        lintml cannot read; a parameter: what the callers pass."""
+        scopes = list(owner.cls.methods.values()) if key.startswith("self.") and owner.cls is not None else [owner]
+        found = False
+        for scope in scopes:
+            for binding in scope.bindings.get(key, []):
+                found = True
+                if binding.value is None or binding.tuple_index is not None:
+                    yield None, scope
+                elif isinstance(binding.value, cst.Name) and binding.value.value in scope.params:
+                    yield from self._passed_expressions(binding.value.value, scope)
+                else:
+                    yield binding.value, scope
+        if not key.startswith("self.") and key in owner.params:
+            found = True
+            yield from self._passed_expressions(key, owner)
+        if not found:
+            yield None, owner
+
+    def _passed_expressions(self, parameter: str, function: Function):
+        if self.callgraph.escapes(function):
+            yield None, function
+            return
+        for call in self.callgraph.callers(function):
+            argument = self.callgraph.argument(call, function, parameter)
+            yield argument, call.site.function
+        if self._has_project_callers(function):
+            value = self.project_parameter(parameter, function)
+            yield ("value", value.mode_dependent), function
+        elif not self.callgraph.callers(function):
+            yield None, function
+
+    def _value_mode_dependent(self, expression, function: Function) -> bool | None:
+        if expression is None:
+            return None
+        if isinstance(expression, tuple):  # a project fact: ("value", answer)
+            return expression[1]
+        expression = chain_base(expression)
+        if isinstance(expression, cst.Name) or (
+            isinstance(expression, cst.Attribute) and function.key(expression) is not None
+        ):
+            key = function.key(expression)
+            return self.mode_dependent(key, function) if key is not None else None
+        if not isinstance(expression, cst.Call):
+            return None
+        func = expression.func
+        qualified = self.imports.qualified_name(func, function.scope)
+        if qualified is not None:
+            if (qualified in PASSTHROUGH or qualified in QUANTIZATION_PASSTHROUGH) and expression.args:
+                return self._value_mode_dependent(expression.args[0].value, function)
+            found = self.project_class(qualified)
+            if found is not None:
+                return self.summaries.mode_dependent(*found)
+            if qualified.startswith(kinds.TORCH_NN_PREFIXES):
+                if qualified.rsplit(".", 1)[-1] in ("Sequential", "ModuleList", "ModuleDict"):
+                    return _all_false(self._value_mode_dependent(item, function) for item in _container_items(expression))
+                return kinds.torch_layer_mode_dependent(qualified, _literal_arguments(expression))
+            return None
+        if isinstance(func, cst.Name):
+            cls = self._visible_class(func.value, function)
+            if cls is not None and self.facts.module and cls.scope is self.program.module_function.scope:
+                facts = self.summaries.modules.get(self.facts.module)
+                if facts is not None and cls.name in facts.classes:
+                    answer = self.summaries.mode_dependent(self.facts.module, cls.name)
+                    if answer is False:
+                        for arg in expression.args:  # a wrapper: the wrapped model's layers
+                            if self.info(arg.value, function, 0).is_model:
+                                return self._value_mode_dependent(arg.value, function)
+                    return answer
+        return None
+
+    def helper_forward(self, call: cst.Call, function: Function) -> tuple[str, Function] | None:
+        """The model a call into a helper of the file runs forward with grad on
+        (`self._forward_pass(batch)` running `self.model(...)`; `step(model, x)`), and the
+        helper; None when the call runs none."""
+        known = self.program.calls.get(id(call))
+        if known is None or known.callee is None:
+            return None
+        if not known.via_self:
+            return None  # Amendment 20 names a trainer class's helpers, reached through `self`
+        callee = self.callgraph.resolve(known)
+        name = qualname(callee) if callee is not None and callee is not function else None
+        if name is None or name == "<module>":
+            return None
+        from lintml.project.summaries import FunctionRef
+
+        for target, effect in self.summaries.effects(FunctionRef(self.facts.module, name)).items():
+            if effect.forward != "grad":
+                continue
+            if target.startswith("self."):
+                key = target if known.via_self else None
+            elif target in callee.params:
+                argument = self.callgraph.argument(known, callee, target)
+                key = function.key(chain_base(argument)) if argument is not None else None
+            else:
+                key = None
+            if key is not None and self.is_model(key, function) and self.kind(key, function) is not Kind.PIPELINE:
+                return key, callee
+        return None
+
     def frozen(self, key: str, function: Function, before: int | None = None) -> bool:
         """`model.requires_grad_(False)` (also at the end of the chain that made it), or
         `for p in model.parameters(): p.requires_grad = False`: with no parameter that
@@ -891,6 +1009,60 @@ def model_info_of(value: kinds.Value, origin: str) -> ModelInfo:
     if value.known and not value.may_be(kinds.MODEL) and not value.may_be(kinds.PIPELINE):
         return NOT_A_MODEL
     return UNKNOWN
+
+
+def _all_false(answers) -> bool | None:
+    answers = list(answers)
+    if any(answer is True for answer in answers):
+        return True
+    return False if answers and all(answer is False for answer in answers) else None
+
+
+def _container_items(call: cst.Call):
+    """The layers an `nn.Sequential(a, b)`, `nn.ModuleList([a, b])` or
+    `nn.ModuleDict({"a": a})` holds; None for one lintml cannot list (`*layers`)."""
+    for arg in call.args:
+        value = arg.value
+        if arg.star:
+            yield None
+        elif isinstance(value, (cst.List, cst.Tuple)):
+            for element in value.elements:
+                yield None if isinstance(element, cst.StarredElement) else element.value
+        elif isinstance(value, cst.Dict):
+            for element in value.elements:
+                yield element.value if isinstance(element, cst.DictElement) else None
+        elif isinstance(value, (cst.ListComp, cst.GeneratorExp)):
+            yield value.elt
+        else:
+            yield value
+
+
+def _literal_arguments(call: cst.Call) -> dict:
+    """Positions ("0", "1", ...) and keywords of a call, to literal values (`...` for
+    anything else)."""
+    found: dict = {}
+    position = 0
+    for arg in call.args:
+        value = _literal_value(arg.value)
+        if arg.keyword is not None:
+            found[arg.keyword.value] = value
+        elif not arg.star:
+            found[str(position)] = value
+            position += 1
+    return found
+
+
+def _literal_value(node: cst.BaseExpression):
+    if isinstance(node, cst.Integer):
+        return int(node.value.replace("_", ""), 0) if not node.value.startswith("0") or node.value == "0" else ...
+    if isinstance(node, cst.Float):
+        try:
+            return float(node.value.replace("_", ""))
+        except ValueError:
+            return ...
+    if isinstance(node, cst.Name) and node.value in ("True", "False", "None"):
+        return {"True": True, "False": False, "None": None}[node.value]
+    return ...
 
 
 def _only_false(args) -> bool:

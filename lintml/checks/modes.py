@@ -107,12 +107,17 @@ class InferenceWithoutEval(Check):
             return  # a broken `with torch.no_grad:` is LML103's alone
         function = site.function
         model = context.models.forward_key(node, function)
+        through_helper = model is None
+        if through_helper:
+            model = context.contexts.helper_forward(node, site)
         if model is None:
             return
         if context.contexts.is_model_code(function) or context.contexts.is_test_function(function):
             return
         if self._trainer_sets_eval(function):
             return
+        if context.models.mode_dependent(model, function) is False:
+            return  # no dropout, batch norm or the like: eval mode changes nothing (Amendment 17)
         reason = self._inference_reason(site, model)
         if reason is None:
             return
@@ -123,11 +128,12 @@ class InferenceWithoutEval(Check):
             # without grad but with no sign of inference (a compile warm-up, a profiler),
             # a model whose mode nothing here shows is left to whoever passed it in
             return
-        written = context.code_for(_model_expression(node))
+        written = model if through_helper else context.code_for(_model_expression(node))
         state = "it is still in training mode after training" if origin == "training" else "nothing puts it in eval mode first"
+        runs = f"`{context.code_for(node.func)}(...)` runs `{written}`" if through_helper else f"`{written}` runs"
         self.report(
             node,
-            f"`{written}` runs inference ({reason}) but {state}: "
+            f"{runs} inference ({reason}) but {state}: "
             f"dropout and batch norm behave as in training; call `{written}.eval()` before",
             self._fix(site, model, written),
         )
@@ -289,6 +295,12 @@ def _same_global(check: Check, name: str, caller: Function, callee: Function) ->
     """`name` means the same binding of an enclosing scope in both functions."""
     models = check.context.models
     return name not in callee.bindings and models.owner_of(name, callee) is models.owner_of(name, caller)
+
+
+def _mode_matters(check: Check, models: list[str], function: Function) -> list[str]:
+    """The models that may hold a layer whose behaviour depends on the mode (Amendment
+    17): a model whose layers are all known and mode-free trains and infers alike."""
+    return [key for key in models if check.context.models.mode_dependent(key, function) is not False]
 
 
 def _trained_models(check: Check, loop: TrainingLoop, function: Function) -> list[str]:
@@ -486,7 +498,7 @@ class TrainModeNotRestored(Check):
             loops = context.contexts.training_loops(function)
             checked: set[int] = set()
             for loop in loops:
-                for model in _trained_models(self, loop, function):
+                for model in _mode_matters(self, _trained_models(self, loop, function), function):
                     switches = _mode_switches(self, loop, model, function)
                     back = [switch.node for switch in switches if switch.kind != EVAL]
                     for switch in switches:
@@ -608,7 +620,7 @@ class TrainingInEvalMode(Check):
             # batch loop inside it are one training
             outermost: dict[str, list[TrainingLoop]] = {}
             for loop in context.contexts.training_loops(function):
-                for model in _trained_models(self, loop, function):
+                for model in _mode_matters(self, _trained_models(self, loop, function), function):
                     known = outermost.setdefault(model, [])
                     if not any(other.loop.encloses(loop.loop.start) for other in known):
                         known.append(loop)

@@ -184,17 +184,22 @@ class Summaries:
         pending = list(cls.layer_calls)
         while pending:
             callee, args = pending.pop()
-            answer = self._layer_mode_dependent(module, callee, args, seen_functions, pending)
+            answer = self._layer_mode_dependent(module, callee, args, seen_functions, pending, name)
             if answer:
                 return True
             unknown = unknown or answer is None
         return None if unknown else False
 
-    def _layer_mode_dependent(self, module, callee: str, args: dict, seen, pending) -> bool | None:
+    def _layer_mode_dependent(self, module, callee: str, args: dict, seen, pending, cls: str) -> bool | None:
         if callee.startswith("self."):
-            method = callee[5:]
-            cls_name = None
-            return False if method in ("register_buffer", "register_parameter", "apply") else None if cls_name else False
+            facts = self.modules.get(module)
+            if facts is not None and callee[5:] in facts.classes[cls].methods:  # `self._make_layer(...)`: what that method builds
+                ref = FunctionRef(module, f"{cls}.{callee[5:]}")
+                if ref not in seen:
+                    seen.add(ref)
+                    function = self.function(ref)
+                    pending.extend((call.callee, {}) for call in function.calls if call.callee)
+            return False
         answer = kinds.torch_layer_mode_dependent(callee, args)
         if answer is not None:
             return answer
