@@ -169,10 +169,33 @@ class Devices:
                     move = self.of_move(call.node, scope)
                     if move is not None:
                         moves.append(move)
-            for binding in scope.bindings.get(key, []):
-                if binding.value is not None and binding.tuple_index is None:
-                    moves.extend(self.chain_moves(binding.value, scope))
+            bound = [b for b in scope.bindings.get(key, []) if b.value is not None and b.tuple_index is None]
+            chains = [self.chain_moves(binding.value, scope) for binding in bound]
+            if len(bound) > 1 and all(chains) and _on_exclusive_branches(bound):
+                # `if gpu: m = M().cuda()` / `else: m = M().to("cpu")`: one of them runs, so
+                # the model may be on either device (Amendment 15)
+                moves.append(frozenset().union(*(chain[0] for chain in chains)))
+            else:
+                for chain in chains:
+                    moves.extend(chain)
         return moves
+
+
+def _on_exclusive_branches(bindings) -> bool:
+    """Every pair of bindings sits on different branches of one `if` statement."""
+    for index, first in enumerate(bindings):
+        for second in bindings[index + 1 :]:
+            a, b = first.site.statements, second.site.statements
+            common = 0
+            while common < min(len(a), len(b)) and a[common] is b[common]:
+                common += 1
+            if common == 0 or not isinstance(a[common - 1], cst.If) or common >= min(len(a), len(b)):
+                return False
+            branch = a[common - 1]
+            body = branch.body.body if isinstance(branch.body, cst.IndentedBlock) else ()
+            if any(s is a[common] for s in body) == any(s is b[common] for s in body):
+                return False  # both in the body, or both in the `else`
+    return True
 
 
 def _looks_like_device(expression: cst.BaseExpression, function: Function) -> bool:

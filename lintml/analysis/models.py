@@ -619,12 +619,30 @@ class Models:
         func = call.func
         if isinstance(func, cst.Attribute) and func.attr.value == "forward":
             func = func.value  # `model.forward(x)` runs the forward too (without hooks)
+        item = isinstance(func, cst.Subscript)
+        if item:
+            func = func.value  # `self.models["generator"](z)`: an item of a ModuleDict/ModuleList
         key = function.key(func)
         if key is None or key == function.self_name:
             return None
         if not self.is_model(key, function) or self.kind(key, function) is Kind.PIPELINE:
             return None
+        if item and not self._is_module_container(key, function):
+            return None
         return key
+
+    def _is_module_container(self, key: str, function: Function) -> bool:
+        """`key` is bound to an nn.ModuleDict / nn.ModuleList (whose items share its mode)."""
+        owner = self.owner_of(key, function)
+        scopes = list(owner.cls.methods.values()) if key.startswith("self.") and owner.cls is not None else [owner]
+        for scope in scopes:
+            for binding in scope.bindings.get(key, []):
+                value = chain_base(binding.value) if binding.value is not None else None
+                if isinstance(value, cst.Call):
+                    qualified = self.imports.qualified_name(value.func, scope.scope) or ""
+                    if qualified.rsplit(".", 1)[-1] in ("ModuleDict", "ModuleList", "Sequential"):
+                        return True
+        return False
 
     # -- mode-dependent layers (Amendment 17) ------------------------------------------
 

@@ -201,6 +201,8 @@ def _model_expression(call: cst.Call) -> cst.BaseExpression:
     func = call.func
     if isinstance(func, cst.Attribute) and func.attr.value == "forward":
         return func.value
+    if isinstance(func, cst.Subscript):
+        return func.value  # the ModuleDict whose item runs
     return func
 
 
