@@ -253,7 +253,16 @@ def cold_command(lint, flags, root, cache_dir=None):
     return lint + (["--no-cache"] if "--no-cache" in flags else []) + [str(root)]
 
 
+def mark_project(root: Path) -> None:
+    """Make the corpus folder its own project root: lintml reads the whole project
+    around a checked file, and without a marker the root would be a folder above it
+    (benchmarks/.cache/, with every other corpus in it)."""
+    if not any((root / marker).exists() for marker in ("pyproject.toml", "setup.py", "setup.cfg", ".git")):
+        (root / "setup.cfg").write_text("# written by bench_static.py: this corpus is one project\n")
+
+
 def bench_corpus(corpus: Corpus, args, flags, neutral, jobs, scratch: Path) -> dict:
+    mark_project(corpus.root)
     root, name = corpus.root, corpus.name
     # the files `lintml check` finds under root with that configuration (its own discovery)
     paths = [str(path) for path in iter_python_files(root, load_config(neutral), notebooks=True)]
@@ -310,6 +319,7 @@ def bench_corpus(corpus: Corpus, args, flags, neutral, jobs, scratch: Path) -> d
 
 
 def bench_memory(corpus: Corpus, flags, neutral, jobs, scratch: Path) -> dict:
+    mark_project(corpus.root)
     """Peak memory of one cold run (an empty cache folder) on the corpus."""
     files = sum(1 for _ in iter_python_files(corpus.root, load_config(neutral), notebooks=True))
     cache_dir = Path(tempfile.mkdtemp(prefix="memory-", dir=scratch))

@@ -32,7 +32,7 @@ from lintml import __version__
 from lintml.findings import Applicability, Edit, Finding, Fix, Position
 
 CACHE_DIR_NAME = ".lintml_cache"
-FORMAT = "v1"  # the entry format: a new one ignores (and prunes) the old folder
+FORMAT = "v2"  # the entry format: a new one ignores (and prunes) the old folder
 MAX_AGE_DAYS = 30
 PRUNE_EVERY_S = 24 * 3600
 CACHEDIR_TAG = (
@@ -170,9 +170,10 @@ class Cache:
         name = hashlib.sha256(str(resolved).encode("utf-8", "surrogateescape")).hexdigest()[:32]
         return self.entries / f"{name}.json"
 
-    def get(self, resolved: Path, key: str, filename: str) -> list[Finding] | None:
+    def get(self, resolved: Path, key: str, filename: str, still_holds=None) -> list[Finding] | None:
         """The findings stored for the file at `resolved` under `key`, named `filename`;
-        None on a miss."""
+        None on a miss. `still_holds(dependencies, snapshot)` tells whether the project
+        facts the findings depended on are unchanged (another file edited since)."""
         entry = self._entry_path(resolved)
         try:
             with open(entry, "rb") as stream:
@@ -181,9 +182,18 @@ class Cache:
                 self.misses += 1
                 return None
             findings = [_finding_from_json(item, filename) for item in data["findings"]]
+            dependencies, snapshot = data.get("dependencies", []), data.get("snapshot")
         except Exception:  # missing, unreadable, half-written by a crash, or not ours
             self.misses += 1
             return None
+        if (dependencies or dependencies is None or snapshot) and still_holds is not None:
+            try:
+                holds = still_holds(dependencies, snapshot)
+            except Exception:  # the project cannot be read now: check the file again
+                holds = False
+            if not holds:
+                self.misses += 1
+                return None
         self.hits += 1
         try:
             os.utime(entry)  # used: not pruned
@@ -203,10 +213,15 @@ class Cache:
                 self._ready = False
         return self._ready
 
-    def put(self, resolved: Path, key: str, findings: list[Finding]) -> None:
+    def put(
+        self, resolved: Path, key: str, findings: list[Finding], dependencies: list | None = (), snapshot: str | None = None
+    ) -> None:
         if not self._prepare():
             return
-        data = json.dumps({"key": key, "findings": [_finding_to_json(f) for f in findings]}, ensure_ascii=False)
+        entry = {"key": key, "findings": [_finding_to_json(f) for f in findings]}
+        entry["dependencies"] = None if dependencies is None else list(dependencies)
+        entry["snapshot"] = snapshot
+        data = json.dumps(entry, ensure_ascii=False)
         try:
             _write_atomically(self._entry_path(resolved), data.encode("utf-8"))
             self.writes += 1

@@ -283,6 +283,10 @@ def lint_source(source: str, filename: str, enabled: frozenset[str]) -> FileResu
                 except RecursionError:
                     raise too_deep_error(filename) from None
                 finally:
+                    facts = context.__dict__.get("facts")
+                    if facts is not None and facts.project is not None:
+                        result.dependencies = facts.dependencies()
+                        result.snapshot = facts.project.snapshot()
                     for check in checks:
                         check.__dict__.clear()
                     context.release()

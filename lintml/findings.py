@@ -78,3 +78,7 @@ class FileResult:
     filename: str
     findings: list[Finding] = field(default_factory=list)
     errors: list[InternalError] = field(default_factory=list)
+    # the project facts the findings depend on ([kind, subject..., digest]; None: all of
+    # them), and the project's snapshot when they were computed (see lintml.project.facts)
+    dependencies: list | None = field(default_factory=list)
+    snapshot: str | None = None

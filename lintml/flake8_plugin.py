@@ -31,8 +31,12 @@ class Plugin:
             config = config_module.Config()
         # flake8 applies `# noqa` and its own selection; unused-suppression is lintml's own
         enabled = config.enabled_codes_for(path) - {UNUSED_SUPPRESSION}
+        from lintml.project.facts import checking
+
+        on_disk = path if self.filename not in ("-", "stdin") and path.is_file() else None
         try:
-            findings = lint_source(source, self.filename, enabled).findings
+            with checking(on_disk, config):  # the file's project supplies facts, as for `lintml check`
+                findings = lint_source(source, self.filename, enabled).findings
         except InputError as error:  # too deeply nested to check: one line, not a traceback
             reason = str(error).split(": cannot check: ", 1)[-1]
             yield 1, 0, f"{SYNTAX_ERROR} Cannot check this file: {reason}", type(self)

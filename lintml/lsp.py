@@ -490,11 +490,14 @@ def create_server() -> LintmlLanguageServer:
     @server.feature(types.TEXT_DOCUMENT_DID_SAVE)
     def did_save(ls: LintmlLanguageServer, params: types.DidSaveTextDocumentParams) -> None:
         uri = params.text_document.uri
+        from lintml.project.facts import clear as forget_project_facts
+
+        forget_project_facts()  # the saved file's facts reach the other open files
         if _is_pyproject(uri):
             ls.forget_configuration()
             ls.relint_all()
         else:
-            ls.schedule(uri)
+            ls.relint_all()
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: LintmlLanguageServer, params: types.DidCloseTextDocumentParams) -> None:
@@ -507,9 +510,12 @@ def create_server() -> LintmlLanguageServer:
 
     @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
     def did_change_watched_files(ls: LintmlLanguageServer, params: types.DidChangeWatchedFilesParams) -> None:
+        from lintml.project.facts import clear as forget_project_facts
+
+        forget_project_facts()  # a file of the project changed on disk, or came or went
         if any(_is_pyproject(change.uri) for change in params.changes):
             ls.forget_configuration()
-            ls.relint_all()
+        ls.relint_all()
 
     @server.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,

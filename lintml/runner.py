@@ -35,6 +35,9 @@ class RunResult:
     diffs: list[str] = field(default_factory=list)
     fixed_sources: dict[str, str] = field(default_factory=dict)  # for stdin
     caches: list = field(default_factory=list)  # the result caches used (lintml.cache.Cache)
+    # of the one text checked last (see FileResult): what its findings depend on
+    dependencies: list | None = None
+    snapshot: str | None = None
 
 
 def collect_files(targets: list[tuple[Path, Config]], result: RunResult, force_exclude: bool = False):
@@ -122,6 +125,7 @@ def process_text(
         file_result = lint_text(text, filename, config, path)
         result.findings.extend(file_result.findings)
         result.errors.extend(file_result.errors)
+        result.dependencies, result.snapshot = file_result.dependencies, file_result.snapshot
         return None
     errors: list[InternalError] = []
 
@@ -174,6 +178,13 @@ def _process_notebook(
     result.errors.extend(outcome.errors)
     result.diffs.extend(outcome.diffs)
     result.fixed.extend(outcome.fixed)
+    # a notebook's findings are kept while nothing in its project changes
+    result.dependencies = None
+    on_disk = _on_disk(path, filename)
+    if on_disk is not None:
+        from lintml.project.facts import project_for
+
+        result.snapshot = project_for(on_disk, config).snapshot()
     return outcome.text
 
 
@@ -217,6 +228,8 @@ class FileOutcome:
     diffs: list[str] = field(default_factory=list)
     checked: bool = False
     key: str | None = None  # the cache key, when the findings may be stored under it
+    dependencies: list | None = None  # the project facts they depend on (None: all)
+    snapshot: str | None = None
 
 
 def check_file(job: FileJob, *, fix: bool = False, unsafe: bool = False, diff: bool = False) -> FileOutcome:
@@ -247,6 +260,7 @@ def check_file(job: FileJob, *, fix: bool = False, unsafe: bool = False, diff: b
     if job.cache_key and not (result.errors or result.input_errors or result.fixed or result.diffs or new_text is not None):
         # exactly what a plain check reports for these bytes
         outcome.key = job.cache_key
+        outcome.dependencies, outcome.snapshot = result.dependencies, result.snapshot
     return outcome
 
 
@@ -344,6 +358,9 @@ def run_targets(
     $LINTML_CACHE_DIR); with `jobs` > 1 and enough files to check, they are checked in
     that many processes (never when fixing). `progress(done, total)` is told as files
     are done. The result is the same whichever way."""
+    from lintml.project import facts as project_facts
+
+    project_facts.clear()  # a run reads each project as it is now
     result = RunResult()
     files = list(_collect(targets, result, force_exclude))
     total = len(files)
@@ -374,7 +391,7 @@ def run_targets(
                 data = None  # reported when it is checked
             if data is not None:
                 key = cache_module.entry_key(data, name, effective.enabled_codes_for(path))
-                findings = store.get(resolved, key, name)
+                findings = store.get(resolved, key, name, _facts_check(path, effective))
                 # when fixing, a file with something to fix is fixed from what it is now
                 if findings is not None and not ((fix or diff) and any(is_applicable(f, unsafe) for f in findings)):
                     outcomes[index] = FileOutcome(findings=findings, checked=True)
@@ -399,12 +416,27 @@ def run_targets(
         result.diffs.extend(outcome.diffs)
         result.files_checked += outcome.checked
         if store is not None and outcome.key is not None:
-            store.put(resolved, outcome.key, outcome.findings)
+            store.put(resolved, outcome.key, outcome.findings, outcome.dependencies, outcome.snapshot)
     for store in caches.values():
         store.prune()
     result.caches = list(caches.values())
     result.findings.sort(key=Finding.sort_key)
     return result
+
+
+def _facts_check(path: Path, config: Config):
+    """How the cache tells whether a stored result's project facts still hold: read
+    the project (lazily: only when an entry depends on it) and compare."""
+
+    def still_holds(dependencies: list | None, snapshot: str | None) -> bool:
+        from lintml.project.facts import project_for
+
+        project = project_for(path, config)
+        if dependencies is None:  # a notebook: any change in the project re-checks it
+            return snapshot is not None and snapshot == project.snapshot()
+        return project.still_holds(dependencies, snapshot)
+
+    return still_holds
 
 
 class Progress:

@@ -17,6 +17,7 @@ import ast
 import contextvars
 import hashlib
 import os
+import re
 import threading
 import warnings
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from lintml.project.layout import Layout, build_layout, find_root
 from lintml.project.summaries import FunctionRef, Summaries
 
 _lock = threading.Lock()
+_WORD = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
 _projects: dict[tuple[str, object], "ProjectFacts"] = {}
 
 
@@ -97,6 +99,24 @@ class ProjectFacts:
         self.digests: dict[str, str] = {}  # module -> digest of the bytes its index came from
         self.modules = _Modules(self)
         self.summaries = Summaries(self.modules, layout.resolve)
+        self.summaries.candidates = self.modules_naming
+        self._words: dict[str, frozenset[str]] = {}
+
+    def modules_naming(self, name: str) -> list[str]:
+        """The modules whose text has `name` as a word (the only ones that can call it)."""
+        found = []
+        for module in self.layout.modules:
+            words = self._words.get(module)
+            if words is None:
+                path = self.layout.path_of(module)
+                try:
+                    data = path.read_bytes()
+                except OSError:
+                    data = b""
+                words = self._words[module] = frozenset(_WORD.findall(data))
+            if name.encode() in words:
+                found.append(module)
+        return found
 
     def _read(self, module: str) -> ModuleFacts | None:
         path = self.layout.path_of(module)
@@ -110,6 +130,50 @@ class ProjectFacts:
         if path.suffix.lower() == ".ipynb":
             return parse_module(_notebook_source(data), module, False)
         return parse_module(data, module, self.layout.is_package(module))
+
+    def snapshot(self) -> str:
+        """A digest of every project file's path, size and modification time: equal
+        snapshots mean nothing in the project changed."""
+        found = getattr(self, "_snapshot", None)
+        if found is None:
+            digest = hashlib.blake2b(digest_size=16)
+            for module, path in sorted(self.layout.modules.items()):
+                try:
+                    stat = os.stat(path)
+                    digest.update(f"{module}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+                except OSError:
+                    digest.update(f"{module}\0-\n".encode("utf-8", "surrogateescape"))
+            found = self._snapshot = digest.hexdigest()
+        return found
+
+    def dependency_digest(self, dependency: tuple) -> str:
+        """The current digest of a fact a check used (see FileFacts.dependencies)."""
+        kind = dependency[0]
+        if kind == "module":
+            if self.modules.get(dependency[1]) is None:
+                return "-"
+            return self.digests.get(dependency[1], "-")
+        if kind == "callers":
+            ref = FunctionRef(dependency[1], dependency[2])
+            callers = sorted(
+                (caller.module, caller.name, site.line, repr(site.args), repr(sorted(site.kwargs.items())))
+                for caller, site in self.summaries.callers(ref)
+            )
+            return digest_of(repr(callers).encode("utf-8", "surrogateescape"))
+        if kind == "resolve":
+            return digest_of(repr(self.layout.resolve(dependency[1], dependency[2])).encode("utf-8", "surrogateescape"))
+        return "-"
+
+    def still_holds(self, dependencies: list, snapshot: str | None) -> bool:
+        """Whether every fact a stored result depended on is as it was."""
+        if snapshot is not None and snapshot == self.snapshot():
+            return True
+        saved = self.summaries.record
+        self.summaries.record = None
+        try:
+            return all(self.dependency_digest(tuple(dependency[:-1])) == dependency[-1] for dependency in dependencies)
+        finally:
+            self.summaries.record = saved
 
     def index_all(self) -> None:
         """Read every module now (before worker processes fork, so they share it)."""
@@ -126,6 +190,7 @@ class ProjectFacts:
         if current is not None and self.digests.get(module) == digest_of(data) or (
             current is not None and _same_text(self.layout.path_of(module), text)
         ):
+            self.summaries.record = set()
             return FileFacts(self, module, self.summaries)
         # the text differs from the file on disk: a view with this module read from it
         view = ProjectFacts.__new__(ProjectFacts)
@@ -136,7 +201,11 @@ class ProjectFacts:
             dict.__setitem__(view.modules, name, dict.__getitem__(self.modules, name))
         dict.__setitem__(view.modules, module, parse_module(text, module, self.layout.is_package(module)))
         view.digests[module] = digest_of(data)
+        view._words = dict(self._words)
+        view._words[module] = frozenset(_WORD.findall(data))
         view.summaries = Summaries(view.modules, self.layout.resolve)
+        view.summaries.candidates = view.modules_naming
+        view.summaries.record = set()
         return FileFacts(view, module, view.summaries)
 
 
@@ -167,6 +236,20 @@ class FileFacts:
 
     def function_ref(self, name: str) -> FunctionRef:
         return FunctionRef(self.module, name)
+
+    def dependencies(self) -> list[list]:
+        """[kind, subject..., digest] of every project fact the check asked for, other
+        than the checked module's own text (the cache key holds that)."""
+        if self.project is None:
+            return []
+        recorded = self.summaries.record or set()
+        self.summaries.record = None
+        found = []
+        for dependency in sorted(recorded, key=repr):
+            if dependency[0] == "module" and dependency[1] == self.module:
+                continue
+            found.append([*dependency, self.project.dependency_digest(dependency)])
+        return found
 
 
 def project_for(path: Path, config=None, refresh: bool = False) -> ProjectFacts:

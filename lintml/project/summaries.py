@@ -71,6 +71,10 @@ class Summaries:
         self._memo: dict[tuple, object] = {}
         self._asking: set[tuple] = set()
         self._callers: dict[FunctionRef, list[tuple[FunctionRef, CallSite]]] | None = None
+        # what the check of one file asked for: ("module", m), ("callers", ref), ("resolve", ...)
+        self.record: set | None = None
+        # name -> the modules whose text mentions it (None: every module may)
+        self.candidates = None
 
     # -- plumbing --------------------------------------------------------------------
 
@@ -89,6 +93,8 @@ class Summaries:
         return answer
 
     def function(self, ref: FunctionRef) -> FunctionFacts | None:
+        if self.record is not None:
+            self.record.add(("module", ref.module))
         facts = self.modules.get(ref.module)
         if facts is None:
             return None
@@ -105,7 +111,12 @@ class Summaries:
         prefix = f"{importer}."
         if absolute.startswith(prefix) and importer in self.modules:
             return importer, absolute[len(prefix):]
-        return self._ask(("resolve", importer, absolute), lambda: self._resolve(importer, absolute), None)
+        found = self._ask(("resolve", importer, absolute), lambda: self._resolve(importer, absolute), None)
+        if self.record is not None:
+            self.record.add(("resolve", importer, absolute))
+            if found is not None:
+                self.record.add(("module", found[0]))
+        return found
 
     def class_named(self, importer: str, absolute: str) -> tuple[str, ClassFacts] | None:
         found = self.resolve(importer, absolute)
@@ -311,15 +322,30 @@ class Summaries:
 
     def callers(self, ref: FunctionRef) -> list[tuple[FunctionRef, CallSite]]:
         """Every call of `ref` in the project (computed for all functions at once)."""
+        if self.record is not None:
+            self.record.add(("callers", ref.module, ref.name))
         if self._callers is None:
             self._callers = {}
-            for module, facts in self.modules.items():
+        name = ref.name.rsplit(".", 1)[-1]
+        if name == "__init__":
+            name = ref.name.split(".", 1)[0]  # `Trainer(...)` calls `Trainer.__init__`
+        if name not in self._callers:
+            # only modules whose text names the function can call it: read those alone
+            found = self._callers[name] = {}
+            modules = self.candidates(name) if self.candidates is not None else [m for m, _ in self.modules.items()]
+            for module in modules:
+                facts = self.modules.get(module)
+                if facts is None:
+                    continue
                 for caller, function in _functions_of(module, facts):
                     for call in function.calls:
+                        if call.callee is None or call.callee.rsplit(".", 1)[-1] not in (name, "__init__"):
+                            if not (call.callee and call.callee.rsplit(".", 1)[-1] == name):
+                                continue
                         callee = self.callee_of(caller, call)
                         if callee is not None and callee != caller:
-                            self._callers.setdefault(callee, []).append((caller, call))
-        return self._callers.get(ref, [])
+                            found.setdefault(callee, []).append((caller, call))
+        return self._callers[name].get(ref, [])
 
     def passed(self, ref: FunctionRef, parameter: str) -> list[tuple[FunctionRef, CallSite, object]] | None:
         """What each project caller passes for `parameter` (a Ref each), or None when
@@ -500,7 +526,9 @@ class Summaries:
             tail = callee.rsplit(".", 1)[-1]
             if tail.endswith("Loss"):
                 return kinds.of(kinds.NON_TENSOR)
-            return _with_chain(kinds.of(kinds.MODEL, mode="default", mode_dependent=kinds.torch_layer_mode_dependent(callee, {}) or None), chain)
+            containers = ("Sequential", "ModuleList", "ModuleDict")  # their items are not kept here
+            dependent = None if tail in containers else kinds.torch_layer_mode_dependent(callee, {})
+            return _with_chain(kinds.of(kinds.MODEL, mode="default", mode_dependent=dependent), chain)
         return kinds.UNKNOWN
 
     def returned(self, ref: FunctionRef) -> Value:

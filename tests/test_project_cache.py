@@ -1,0 +1,135 @@
+"""The result cache stays right when another file of the project changes: a file's
+stored findings depend on the project facts its check used (issue 13, item 4)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from lintml.config import Config
+from lintml.runner import run_targets
+
+MODEL_WITHOUT_DROPOUT = """\
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.fc(x)
+"""
+
+MODEL_WITH_DROPOUT = MODEL_WITHOUT_DROPOUT.replace(
+    "        self.fc = nn.Linear(8, 2)\n", "        self.fc = nn.Linear(8, 2)\n        self.drop = nn.Dropout(0.1)\n"
+)
+
+PREDICT = """\
+import torch
+from models import Net
+
+
+@torch.no_grad()
+def predict(net, x):
+    return net(x).argmax(-1)
+
+
+def main(x):
+    net = Net()
+    return predict(net, x)
+"""
+
+
+def make_project(tmp_path: Path) -> Path:
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "pyproject.toml").write_text('[project]\nname = "demo"\n')
+    (root / "models.py").write_text(MODEL_WITHOUT_DROPOUT)
+    (root / "predict.py").write_text(PREDICT)
+    (root / "notes.py").write_text("VERSION = 1\n")
+    return root
+
+
+def check(root: Path, cache_dir: Path):
+    result = run_targets([(root, Config(root=root, select=("LML",)))], cache=True, cache_dir=cache_dir)
+    [cache] = result.caches
+    found = sorted((Path(f.filename).name, f.line, f.code) for f in result.findings)
+    return found, cache.hits, cache.misses
+
+
+def test_editing_a_model_class_rechecks_the_file_that_uses_it(tmp_path: Path):
+    root = make_project(tmp_path)
+    cache_dir = tmp_path / "cache"
+    # a Linear-only model: eval mode changes nothing (Amendment 17), nothing to report
+    assert check(root, cache_dir) == ([], 0, 3)
+    assert check(root, cache_dir) == ([], 3, 0)
+    # models.py gains a dropout: predict.py's stored result no longer holds
+    (root / "models.py").write_text(MODEL_WITH_DROPOUT)
+    found, hits, misses = check(root, cache_dir)
+    assert found == [("predict.py", 7, "LML201")]
+    assert (hits, misses) == (1, 2)  # notes.py from the cache; models.py and predict.py checked
+    assert check(root, cache_dir) == ([("predict.py", 7, "LML201")], 3, 0)
+    # and back: the finding disappears on the next warm run
+    (root / "models.py").write_text(MODEL_WITHOUT_DROPOUT)
+    found, hits, misses = check(root, cache_dir)
+    assert found == [] and (hits, misses) == (1, 2)
+
+
+def test_editing_an_unrelated_file_keeps_the_other_results(tmp_path: Path):
+    root = make_project(tmp_path)
+    (root / "models.py").write_text(MODEL_WITH_DROPOUT)
+    cache_dir = tmp_path / "cache"
+    assert check(root, cache_dir)[0] == [("predict.py", 7, "LML201")]
+    (root / "notes.py").write_text("VERSION = 2\n")
+    found, hits, misses = check(root, cache_dir)
+    assert found == [("predict.py", 7, "LML201")]
+    assert (hits, misses) == (2, 1)  # only notes.py itself is checked again
+
+
+def test_a_new_caller_in_another_file_rechecks_the_callee(tmp_path: Path):
+    """predict.py's `predict` is only called with a model built in predict.py; a new file
+    that passes it a model in eval mode changes nothing, one that passes an unknown value
+    makes the parameter's mode unknown: the cached finding must not survive either way
+    unchecked."""
+    root = make_project(tmp_path)
+    (root / "models.py").write_text(MODEL_WITH_DROPOUT)
+    cache_dir = tmp_path / "cache"
+    assert check(root, cache_dir)[0] == [("predict.py", 7, "LML201")]
+    (root / "serve.py").write_text(
+        textwrap.dedent(
+            """\
+            from models import Net
+            from predict import predict
+
+
+            def serve(x):
+                model = Net()
+                model.eval()
+                return predict(model, x)
+            """
+        )
+    )
+    found, hits, misses = check(root, cache_dir)
+    # predict.py was checked again (its callers changed); models.py and notes.py were not
+    assert (hits, misses) == (2, 2)
+    # one caller passes a model in eval mode, the other one fresh from its class:
+    # not every caller sets eval, so the forward is still reported
+    assert found == [("predict.py", 7, "LML201")]
+
+
+def test_the_command_line_sees_the_project_when_given_one_file(tmp_path: Path):
+    """pre-commit passes only the changed files: their imports are still read."""
+    root = make_project(tmp_path)
+    (root / "models.py").write_text(MODEL_WITH_DROPOUT)
+    process = subprocess.run(
+        [sys.executable, "-m", "lintml", "check", "--select", "LML", "--output-format", "concise", "predict.py"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    )
+    assert process.returncode == 1, process.stderr
+    assert process.stdout.startswith("predict.py:7:12: LML201 ")

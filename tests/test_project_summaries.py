@@ -1,0 +1,171 @@
+"""The project facts, layer by layer, on small projects: the index of a module, the
+summaries over the project (classes, effects, callers, values) and value kinds,
+including cycles, which must end with a bounded amount of work."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from lintml.analysis import kinds
+from lintml.project.facts import ProjectFacts
+from lintml.project.index import index_module
+from lintml.project.layout import build_layout
+from lintml.project.summaries import FunctionRef
+
+
+def project(tmp_path: Path, files: dict[str, str]) -> ProjectFacts:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "pyproject.toml").write_text("")
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return ProjectFacts(build_layout(tmp_path))
+
+
+# -- index -------------------------------------------------------------------------
+
+
+def test_index_reads_bases_layers_and_effects():
+    facts = index_module(
+        ast.parse(
+            "from torch import nn\n"
+            "from .blocks import Block\n"
+            "class Net(nn.Module):\n"
+            "    def __init__(self):\n"
+            "        super().__init__()\n"
+            "        self.body = nn.Sequential(Block(), nn.Dropout(p=0.0))\n"
+            "def evaluate(net, loader):\n"
+            "    net.eval()\n"
+            "    for x in loader:\n"
+            "        net(x)\n"
+        ),
+        "pkg.models",
+    )
+    assert facts.imports == {"nn": "torch.nn", "Block": "pkg.blocks.Block"}
+    net = facts.classes["Net"]
+    assert net.bases == ["torch.nn.Module"]
+    assert ("torch.nn.Dropout", {"p": 0.0}) in net.layer_calls
+    assert ("pkg.blocks.Block", {}) in net.layer_calls
+    evaluate = facts.functions["evaluate"]
+    assert [(op, target) for _, target, op in evaluate.ops] == [("eval", "net"), ("forward", "net")]
+
+
+# -- summaries ---------------------------------------------------------------------
+
+
+def test_model_classes_and_mode_dependence_across_files(tmp_path: Path):
+    facts = project(
+        tmp_path,
+        {
+            "models/__init__.py": "from .nets import Plain, WithNorm, Wrapper\n",
+            "models/blocks.py": "from torch import nn\nclass Block(nn.Module):\n"
+            "    def __init__(self):\n        super().__init__()\n        self.bn = nn.BatchNorm1d(4)\n",
+            "models/nets.py": "from torch import nn\nfrom .blocks import Block\n"
+            "class Plain(nn.Module):\n    def __init__(self):\n        super().__init__()\n"
+            "        self.fc = nn.Linear(4, 4)\n        self.drop = nn.Dropout(0.0)\n"
+            "class WithNorm(Plain):\n    def __init__(self):\n        super().__init__()\n        self.block = Block()\n"
+            "class Wrapper(nn.Module):\n    def __init__(self, inner):\n        super().__init__()\n        self.inner = inner\n"
+            "    def forward(self, x):\n        return self.inner(x)\n",
+        },
+    )
+    summaries = facts.summaries
+    assert summaries.class_named("train", "models.Plain") == ("models.nets", facts.modules["models.nets"].classes["Plain"])
+    assert summaries.is_module_class("models.nets", "WithNorm")
+    assert summaries.mode_dependent("models.nets", "Plain") is False  # Linear and a zero dropout
+    assert summaries.mode_dependent("models.nets", "WithNorm") is True  # a BatchNorm in another file
+    assert summaries.mode_dependent("models.nets", "Wrapper") is None  # a module handed in
+
+
+def test_effects_follow_calls_and_callers_pass_kinds(tmp_path: Path):
+    facts = project(
+        tmp_path,
+        {
+            "helpers.py": "def freeze(m):\n    m.eval()\n\ndef evaluate(net):\n    freeze(net)\n    return net(1)\n",
+            "loops.py": "def train(model, optimizer, loader):\n    for x in loader:\n"
+            "        model(x).sum().backward()\n        optimizer.step()\n",
+            "main.py": "import torch\nfrom torch import nn\nfrom loops import train\nfrom helpers import evaluate\n"
+            "def main(loader):\n    model = nn.Linear(2, 2)\n"
+            "    train(model, torch.optim.SGD(model.parameters(), lr=0.1), loader)\n    evaluate(model)\n",
+        },
+    )
+    summaries = facts.summaries
+    effect = summaries.effect(FunctionRef("helpers", "evaluate"), "net")
+    assert effect.mode == "eval" and effect.forward == "grad"
+    optimizer = summaries.parameter_value(FunctionRef("loops", "train"), "optimizer")
+    assert optimizer.only(kinds.OPTIMIZER)
+    model = summaries.parameter_value(FunctionRef("loops", "train"), "model")
+    assert model.only(kinds.MODEL) and model.mode_dependent is False
+
+
+def test_pipelines_and_their_outputs_are_not_models_or_tensors(tmp_path: Path):
+    facts = project(
+        tmp_path,
+        {
+            "run.py": "from diffusers import DiffusionPipeline\nfrom transformers import pipeline\n"
+            "def log_validation(pipe):\n    image = pipe('a cat').images[0]\n    return image\n"
+            "def main():\n    log_validation(DiffusionPipeline.from_pretrained('x'))\n"
+            "    classify = pipeline('text-classification')\n    log_validation(classify)\n",
+        },
+    )
+    value = facts.summaries.parameter_value(FunctionRef("run", "log_validation"), "pipe")
+    assert value.only(kinds.PIPELINE)
+
+
+def test_branches_join_and_unknown_stays_unknown():
+    assert kinds.join([kinds.of(kinds.MODEL, mode="eval"), kinds.of(kinds.MODEL, mode="default")]).mode is None
+    assert kinds.join([kinds.of(kinds.MODEL), kinds.of(kinds.PIPELINE)]).kinds == {kinds.MODEL, kinds.PIPELINE}
+    assert not kinds.join([kinds.of(kinds.MODEL), kinds.UNKNOWN]).known
+
+
+# -- cycles end, with bounded work ---------------------------------------------------
+
+
+def test_mutual_recursion_and_import_cycles_end(tmp_path: Path):
+    facts = project(
+        tmp_path,
+        {
+            "a.py": "from b import pong\ndef ping(model, n):\n    model.eval()\n    return pong(model, n - 1)\n",
+            "b.py": "from a import ping\ndef pong(model, n):\n    return ping(model, n)\n",
+            "c.py": "from a import ping\nfrom torch import nn\ndef main():\n    m = nn.Dropout(0.5)\n    m = m\n    ping(m, 3)\n",
+        },
+    )
+    summaries = facts.summaries
+    assert summaries.effect(FunctionRef("b", "pong"), "model").mode == "eval"
+    value = summaries.parameter_value(FunctionRef("b", "pong"), "model")
+    assert not value.known or value.only(kinds.MODEL)
+    assert summaries.work < 100
+
+
+def _chain_project(tmp_path: Path, length: int) -> ProjectFacts:
+    """`length` modules: each function passes its model on to the next module's, which
+    rebinds it twice; the last calls the first (a cycle through every module)."""
+    files = {}
+    for index in range(length):
+        following = (index + 1) % length
+        files[f"m{index}.py"] = (
+            f"import m{following}\n"
+            f"def step{index}(model, x):\n"
+            f"    model = model.to('cpu')\n"
+            f"    model = model\n"
+            f"    if x:\n"
+            f"        model.eval()\n"
+            f"    return m{following}.step{following}(model, x)\n"
+        )
+    files["main.py"] = "from torch import nn\nimport m0\ndef main():\n    m0.step0(nn.Dropout(), 1)\n"
+    return project(tmp_path, files)
+
+
+def test_work_grows_linearly_with_the_chain(tmp_path: Path):
+    counts = []
+    for length in (10, 20, 40):
+        facts = _chain_project(tmp_path / str(length), length)
+        summaries = facts.summaries
+        for index in range(length):
+            ref = FunctionRef(f"m{index}", f"step{index}")
+            summaries.effects(ref)
+            summaries.parameter_value(ref, "model")
+        counts.append(summaries.work)
+    # each question is answered once: doubling the chain doubles the work, no more
+    assert counts[1] <= 2.5 * counts[0] and counts[2] <= 2.5 * counts[1]
