@@ -337,12 +337,20 @@ class NotebookOutcome:
     fixed: list[Finding] = field(default_factory=list)
     text: str | None = None  # the new notebook JSON when a fix changed it
     diffs: list[str] = field(default_factory=list)  # one unified diff per changed cell
+    # the project facts the findings depend on, as for a file (see FileResult)
+    dependencies: list | None = field(default_factory=list)
+    snapshot: str | None = None
 
 
-def _lint_cells(cells: list[CodeCell], filename: str, enabled: frozenset[str], errors: list) -> tuple[Program, list[Finding]]:
+def _lint_cells(
+    cells: list[CodeCell], filename: str, enabled: frozenset[str], errors: list, facts: list | None = None
+) -> tuple[Program, list[Finding]]:
+    """The notebook's findings; `facts`, when given, receives what they depend on."""
     program = build_program(cells)
     result = lint_source(program.text, filename, enabled)
     errors.extend(result.errors)
+    if facts is not None:
+        facts[:] = [result.dependencies, result.snapshot]
     findings = [map_finding(program, finding) for finding in result.findings]
     if SYNTAX_ERROR in enabled:
         for index in program.broken:
@@ -377,7 +385,9 @@ def lint_notebook(
     if not notebook.is_python:
         return outcome
     cells = notebook.cells
-    _, findings = _lint_cells(cells, filename, enabled, outcome.errors)
+    facts: list = []
+    _, findings = _lint_cells(cells, filename, enabled, outcome.errors, facts)
+    outcome.dependencies, outcome.snapshot = facts
     if not (fix or diff):
         outcome.findings = findings
         return outcome

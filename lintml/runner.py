@@ -178,13 +178,7 @@ def _process_notebook(
     result.errors.extend(outcome.errors)
     result.diffs.extend(outcome.diffs)
     result.fixed.extend(outcome.fixed)
-    # a notebook's findings are kept while nothing in its project changes
-    result.dependencies = None
-    on_disk = _on_disk(path, filename)
-    if on_disk is not None:
-        from lintml.project.facts import project_for
-
-        result.snapshot = project_for(on_disk, config).snapshot()
+    result.dependencies, result.snapshot = outcome.dependencies, outcome.snapshot
     return outcome.text
 
 

@@ -18,7 +18,8 @@ from lintml.registry import DOCS_URL, page  # noqa: E402
 
 pytestmark = pytest.mark.asyncio
 
-BUGGY = "import torch\nmodel = torch.nn.Linear(2, 2)\nmodel.eval\n"
+# a dropout layer: eval mode matters for it (a Linear alone would not be LML201)
+BUGGY = "import torch\nmodel = torch.nn.Dropout(0.1)\nmodel.eval\n"
 MESSAGE_204 = "`model.eval` is not called, so this statement does nothing; write `model.eval()`"
 # LML204 (safe fix) and LML201 (unsafe fix, the same edit): fix-all must take only the safe one
 TWO_FINDINGS = BUGGY + "with torch.no_grad():\n    y = model(x)\n"

@@ -492,7 +492,19 @@ class Models:
                 return True
             if self._callers_pass_models(key, owner):
                 return True
+        if not infos and key not in owner.params and self.imported_value(key, owner).only(kinds.MODEL):
+            return True  # `from models import model`: a model another module builds
         return self._has_evidence(key, [owner])
+
+    def imported_value(self, key: str, function: Function) -> kinds.Value:
+        """What a name imported from another module of the project holds there
+        (`model = Net()` at the top level of models.py)."""
+        if "." in key:
+            return kinds.UNKNOWN
+        qualified = self.imports.resolve_name(key, function.scope)
+        if qualified is None:
+            return kinds.UNKNOWN
+        return self.summaries.module_binding(self.facts.module, qualified)
 
     def _binding_info(self, binding: Binding, function: Function) -> ModelInfo:
         memo = self._binding_memo.get(id(binding))
@@ -908,6 +920,8 @@ class Models:
                 return self._settled(before[-1], function, order)
             if key in function.params:
                 return self._mode_from_callers(key, function, depth)
+            if not function.bindings.get(key):  # not bound here: imported from another module?
+                return self._imported_mode(key, function)
             return Mode.UNKNOWN, ""
         # a model of an enclosing scope (a script's global): what this function set it
         # to before `order`; else, unless some function switches it to training, its
@@ -925,7 +939,15 @@ class Models:
             return _combined([self.mode_at(key, call.site.function, call.site.order, depth + 1) for call in callers])
         limit = order if owner is function else owner.end + 1
         before = [event for event in events if event[0] < limit]
+        if not before and owner.is_module_level and not owner.bindings.get(key):
+            return self._imported_mode(key, owner)
         return self._settled(before[-1], owner, limit) if before else (Mode.UNKNOWN, "")
+
+    def _imported_mode(self, key: str, function: Function) -> tuple[Mode, str]:
+        value = self.imported_value(key, function)
+        if not value.only(kinds.MODEL):
+            return Mode.UNKNOWN, ""
+        return {"eval": (Mode.EVAL, "its module"), "default": (Mode.DEFAULT, "its module")}.get(value.mode, (Mode.OPAQUE, ""))
 
     def _settled(self, event, function: Function, order: int) -> tuple[Mode, str]:
         """The mode the last event before `order` leaves. A `.train()` followed by a

@@ -308,7 +308,7 @@ def checking(path: Path | None, config=None):
         try:
             if os.path.isfile(path):
                 project = project_for(Path(path), config)
-        except OSError:
+        except (OSError, RuntimeError, ValueError):  # an unreadable tree: the file on its own
             project = None
     token = _current.set((project, Path(path) if path is not None else None))
     try:

@@ -430,7 +430,12 @@ def build_layout(root: Path, config: Config | None = None) -> Layout:
             if not is_notebook(location):
                 shadowed.append(location)
             continue
-        modules[module] = path.resolve() if os.path.islink(location) else path
+        if os.path.islink(location):
+            try:
+                path = path.resolve()
+            except (OSError, RuntimeError):  # a loop of links, or one to nothing: no module
+                continue
+        modules[module] = path
         locations[module] = location
     layout = Layout(root, modules)
     layout._place(locations, shadowed)

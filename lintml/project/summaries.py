@@ -431,6 +431,27 @@ class Summaries:
                     return kinds.join(self.value(top, bound) for bound in other.bindings[found[1]])
         return kinds.UNKNOWN
 
+    def module_binding(self, importer: str, absolute: str) -> Value:
+        """What a module-level name of another module holds (`from models import model`),
+        its mode as that module's own top-level code leaves it."""
+        found = self.resolve(importer, absolute)
+        if found is None or not found[1] or "." in found[1]:
+            return kinds.UNKNOWN
+        module, name = found
+        facts = self.modules.get(module)
+        if facts is None or name not in facts.bindings:
+            return kinds.UNKNOWN
+        top = FunctionRef(module, "<module>")
+        value = kinds.join(self.value(top, bound) for bound in facts.bindings[name])
+        if value.only(kinds.MODEL):
+            modes = [op for _, target, op in (facts.top.ops if facts.top else ()) if target == name and op in ("eval", "train", "mode")]
+            if modes:
+                mode = {"eval": "eval", "train": "default"}.get(modes[-1])
+                value = Value(value.kinds, value.cls, mode, value.mode_dependent)
+        if self.record is not None:
+            self.record.add(("module", module))
+        return value
+
     def attribute_value(self, where: FunctionRef, attr: str) -> Value:
         """`self.<attr>`: what the class's methods bind to it."""
         cls_name, dot, _ = where.name.partition(".")
