@@ -23,8 +23,9 @@ import libcst as cst
 
 from lintml.analysis.callgraph import CallGraph
 from lintml.analysis.flow import ValueFlow
-from lintml.analysis.models import Mode, Models
+from lintml.analysis.models import Mode, Models, qualname
 from lintml.analysis.program import Call, Function, Loop, Program, Site, chain_base, grad_mode_of, named_grad_off, words
+from lintml.project.summaries import FunctionRef
 
 INFERENCE_WORDS = frozenset(
     {"predict", "prediction", "predictions", "infer", "inference", "evaluate", "evaluation", "eval",
@@ -104,9 +105,23 @@ class Contexts:
                 result = self.function_grad_disabled(function.parent)
             if not result:
                 callers = self.callgraph.callers(function)
-                result = bool(callers) and all(self.grad_disabled(call.site) for call in callers)
+                elsewhere = self._project_callers(function)
+                result = (
+                    bool(callers or elsewhere)
+                    and all(self.grad_disabled(call.site) for call in callers)
+                    and all(site.grad_off or self.models.summaries.grad_disabled(caller) for caller, site in elsewhere)
+                )
         self._grad_memo[key] = result
         return result
+
+    def _project_callers(self, function: Function) -> list:
+        """(caller, call site) of the calls of `function` in the project's other files."""
+        name = qualname(function)
+        if name is None or name == "<module>":
+            return []
+        module = self.models.facts.module
+        summaries = self.models.summaries
+        return [(caller, site) for caller, site in summaries.callers(FunctionRef(module, name)) if caller.module != module]
 
     # -- where forwards are inference ------------------------------------------------
 
@@ -211,7 +226,14 @@ class Contexts:
             return self._inference_memo[key]
         self._inference_memo[key] = False
         callers = self.callgraph.callers(function)
-        result = bool(callers) and all(self._inference_call(call) for call in callers)
+        # a caller in another file counts only where it runs without grad: its other
+        # inference signals are not known here
+        elsewhere = self._project_callers(function)
+        result = (
+            bool(callers or elsewhere)
+            and all(self._inference_call(call) for call in callers)
+            and all(site.grad_off for _, site in elsewhere)
+        )
         self._inference_memo[key] = result
         return result
 

@@ -369,6 +369,20 @@ class Summaries:
             # not passed: its default
         return found
 
+    def grad_disabled(self, ref: FunctionRef) -> bool:
+        """Every run of `ref` has autograd off: decorated with `torch.no_grad()` (or the
+        like), or every project caller calls it where grad is off."""
+        return self._ask(("grad-off", ref), lambda: self._grad_disabled(ref), False)
+
+    def _grad_disabled(self, ref: FunctionRef) -> bool:
+        function = self.function(ref)
+        if function is None:
+            return False
+        if function.grad_off:
+            return True
+        callers = self.callers(ref)
+        return bool(callers) and all(site.grad_off or self.grad_disabled(caller) for caller, site in callers)
+
     # -- values ----------------------------------------------------------------------
 
     def parameter_value(self, ref: FunctionRef, parameter: str, exclude_module: str | None = None) -> Value:
