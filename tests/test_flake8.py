@@ -65,3 +65,17 @@ def test_flake8_applies_the_lintml_configuration(tmp_path):
     )
     result = run_flake8("--isolated", "--select", "LML", "a.py", cwd=project)
     assert result.stdout.splitlines() == [f"a.py:1:1: LML204 {MSG_EVAL}"]
+
+
+def test_flake8_reads_the_project_of_the_file_it_checks(tmp_path):
+    """A model class of another file of the project is known to flake8 as to lintml."""
+    project = make_project(
+        tmp_path,
+        {
+            "models.py": "from torch import nn\n\n\nclass Net(nn.Module):\n    def __init__(self):\n"
+            "        super().__init__()\n        self.drop = nn.Dropout(0.1)\n",
+            "predict.py": "import torch\nfrom models import Net\n\nnet = Net()\nwith torch.no_grad():\n    y = net(torch.ones(1, 2))\n",
+        },
+    )
+    flake8 = run_flake8("--isolated", "--select", "LML", "predict.py", cwd=project)
+    assert [line.split(" ", 2)[:2] for line in flake8.stdout.splitlines()] == [["predict.py:6:9:", "LML201"]]

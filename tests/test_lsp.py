@@ -336,3 +336,23 @@ async def test_a_bad_configuration_is_reported_once_and_the_server_keeps_serving
     errors = [m for m in session.client.messages if m.type == types.MessageType.Error]
     assert len(errors) == 1 and "unknown rule code `NOPE`" in errors[0].message
     assert await session.pyproject_changed(uri, "[tool.lintml]\n") == [diagnostic_204()]
+
+
+# -- the project around the open file (issue 13) ---------------------------------------
+
+PLAIN_MODEL = "from torch import nn\n\n\nclass Net(nn.Module):\n    def __init__(self):\n        super().__init__()\n        self.fc = nn.Linear(2, 2)\n"
+PREDICT = "import torch\nfrom models import Net\n\nnet = Net()\nwith torch.no_grad():\n    y = net(torch.ones(1, 2))\n"
+
+
+async def test_a_saved_file_of_the_project_changes_the_open_files_diagnostics(session):
+    (session.project / "pyproject.toml").write_text('[project]\nname = "demo"\n', encoding="utf-8")
+    models = session.project / "models.py"
+    models.write_text(PLAIN_MODEL, encoding="utf-8")
+    uri, diagnostics = await session.open("predict.py", PREDICT)
+    assert diagnostics == []  # Net has no dropout or batch norm: eval mode changes nothing
+    # models.py gains a dropout and is saved: the open predict.py is checked again
+    models.write_text(PLAIN_MODEL + "        self.drop = nn.Dropout(0.1)\n", encoding="utf-8")
+    before = session.count(uri)
+    session.client.text_document_did_save(types.DidSaveTextDocumentParams(types.TextDocumentIdentifier(models.as_uri())))
+    diagnostics = await session.next_diagnostics(uri, before)
+    assert [(d.code, d.range.start.line) for d in diagnostics] == [("LML201", 5)]

@@ -438,3 +438,28 @@ def test_fix_keeps_a_string_source_a_string_and_the_file_layout(tmp_path, capsys
     document["cells"][0]["source"] = "%time 1\nmodel.eval()\n"
     assert path.read_text(encoding="utf-8") == json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     nbformat.validate(nbformat.read(path, as_version=4))
+
+
+def test_a_notebook_imports_project_modules_like_a_script(tmp_path, capsys, monkeypatch):
+    """The model class comes from `models.py` beside the notebook (issue 13)."""
+    root = make_project(
+        tmp_path / "proj",
+        {
+            "models.py": "from torch import nn\n\n\nclass Net(nn.Module):\n    def __init__(self):\n"
+            "        super().__init__()\n        self.drop = nn.Dropout(0.1)\n",
+            "plain.py": "from torch import nn\n\n\nclass Plain(nn.Module):\n    def __init__(self):\n"
+            "        super().__init__()\n        self.fc = nn.Linear(2, 2)\n",
+        },
+    )
+    write_notebook(
+        root / "explore.ipynb",
+        [
+            ("markdown", "# Try the model"),
+            "import torch\nfrom models import Net\nfrom plain import Plain",
+            "net, plain = Net(), Plain()\nx = torch.ones(1, 2)",
+            "with torch.no_grad():\n    y = net(x)\n    z = plain(x)",
+        ],
+    )
+    code, lines, _ = concise(root, capsys, monkeypatch, "--select", "LML201", "explore.ipynb")
+    assert code == 1
+    assert parse_concise(lines) == {"explore.ipynb": [(4, 2, 9, "LML201")]}

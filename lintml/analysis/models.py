@@ -680,7 +680,15 @@ class Models:
         for scope in scopes:
             for binding in scope.bindings.get(key, []):
                 found = True
-                if binding.value is None or binding.tuple_index is not None:
+                value = binding.value
+                if binding.tuple_index is not None and isinstance(value, (cst.Tuple, cst.List)):
+                    elements = value.elements  # `net, plain = Net(), Plain()`
+                    element = elements[binding.tuple_index] if binding.tuple_index < len(elements) else None
+                    if element is None or isinstance(element, cst.StarredElement):
+                        yield None, scope
+                    else:
+                        yield element.value, scope
+                elif value is None or binding.tuple_index is not None:
                     yield None, scope
                 elif isinstance(binding.value, cst.Name) and binding.value.value in scope.params:
                     yield from self._passed_expressions(binding.value.value, scope)
