@@ -169,3 +169,22 @@ def test_work_grows_linearly_with_the_chain(tmp_path: Path):
         counts.append(summaries.work)
     # each question is answered once: doubling the chain doubles the work, no more
     assert counts[1] <= 2.5 * counts[0] and counts[2] <= 2.5 * counts[1]
+
+
+def test_a_callers_mode_is_the_one_it_leaves_before_the_call(tmp_path: Path):
+    facts = project(
+        tmp_path,
+        {
+            "models.py": "from torch import nn\nclass Net(nn.Module):\n    def __init__(self):\n"
+            "        super().__init__()\n        self.drop = nn.Dropout(0.5)\n"
+            "def load():\n    model = Net()\n    model.eval()\n    return model\n",
+            "pred.py": "def predict(net, x):\n    return net(x)\n",
+            "main.py": "from models import Net, load\nfrom pred import predict\n"
+            "def evaluated(x):\n    net = Net()\n    net.eval()\n    return predict(net, x)\n"
+            "def loaded(x):\n    return predict(load(), x)\n"
+            "def fresh(x):\n    net = Net()\n    predict(net, x)\n    net.eval()\n",
+        },
+    )
+    modes = [value.mode for value in facts.summaries.passed_values(FunctionRef("pred", "predict"), "net")]
+    assert sorted(modes) == ["default", "eval", "eval"]  # `fresh` calls eval() only after the call
+    assert facts.summaries.returned(FunctionRef("models", "load")).mode == "eval"

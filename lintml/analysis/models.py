@@ -394,6 +394,15 @@ class Models:
 
         return self.summaries.parameter_value(FunctionRef(self.facts.module, name), parameter, self.facts.module)
 
+    def project_arguments(self, parameter: str, function: Function) -> list[kinds.Value]:
+        """What each caller in the project's other files passes for `parameter`."""
+        name = qualname(function)
+        if name is None or name == "<module>":
+            return []
+        from lintml.project.summaries import FunctionRef
+
+        return self.summaries.passed_values(FunctionRef(self.facts.module, name), parameter, self.facts.module) or []
+
     def _has_project_callers(self, function: Function) -> bool:
         name = qualname(function)
         if name is None or name == "<module>":
@@ -996,11 +1005,11 @@ class Models:
             info = self.info(argument, call.site.function, call.site.order, depth + 1)
             modes.append(info.mode if info.is_model else Mode.OPAQUE)
         if self._has_project_callers(function):
-            value = self.project_parameter(parameter, function)
-            if value.only(kinds.MODEL):
-                modes.append({"eval": Mode.EVAL, "default": Mode.DEFAULT}.get(value.mode, Mode.OPAQUE))
-            else:
-                modes.append(Mode.OPAQUE)
+            for value in self.project_arguments(parameter, function):
+                if value.only(kinds.MODEL):
+                    modes.append({"eval": Mode.EVAL, "default": Mode.DEFAULT}.get(value.mode, Mode.OPAQUE))
+                else:
+                    modes.append(Mode.OPAQUE)
         if not modes:
             return Mode.UNKNOWN, ""
         if all(mode is Mode.EVAL for mode in modes):

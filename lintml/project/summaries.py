@@ -395,11 +395,49 @@ class Summaries:
         )
 
     def _parameter_value(self, ref: FunctionRef, parameter: str, exclude_module: str | None) -> Value:
-        passed = self.passed(ref, parameter)
-        if not passed:
-            return kinds.UNKNOWN
-        values = [self.value(caller, value) for caller, _, value in passed if caller.module != exclude_module]
+        values = self.passed_values(ref, parameter, exclude_module)
         return kinds.join(values) if values else kinds.UNKNOWN
+
+    def passed_values(self, ref: FunctionRef, parameter: str, exclude_module: str | None = None) -> list[Value] | None:
+        """The value each project caller (outside `exclude_module`) passes, at its call;
+        [UNKNOWN] when some caller's argument cannot be matched."""
+        passed = self.passed(ref, parameter)
+        if passed is None:
+            return [kinds.UNKNOWN] if self.callers(ref) else []
+        return [self._at_call(caller, value, site.line) for caller, site, value in passed if caller.module != exclude_module]
+
+    def _at_call(self, caller: FunctionRef, ref, line: int) -> Value:
+        """The value an argument has at the call: a model in the mode the caller left it."""
+        value = self.value(caller, ref)
+        function = self.function(caller)
+        target = _target_of_ref(ref, function) if function is not None else None
+        if value.only(kinds.MODEL) and target is not None and (ref[0] != "chain" or not ref[2]):
+            value = _with_mode(value, self.mode_at(caller, target, line))
+        return value
+
+    def mode_at(self, where: FunctionRef, target: str, line: int | None) -> str | None:
+        """The mode `where` leaves `target` in before `line` (None: at its end): "eval",
+        "default" (training mode), "unknown" (set from a variable), or None when nothing
+        there sets it."""
+        function = self.function(where)
+        if function is None:
+            return None
+        events = [(at, op) for at, name, op in function.ops if name == target and op in ("eval", "train", "mode")]
+        for call in function.calls:
+            if line is not None and call.line >= line:
+                continue
+            callee = self.callee_of(where, call)
+            if callee is None or callee == where:
+                continue
+            for passed, parameter in self._argument_targets(function, call, callee):
+                if passed == target:
+                    effect = self.effect(callee, parameter)
+                    if effect.mode is not None:
+                        events.append((call.line, "train" if effect.trained_after else effect.mode))
+        events = [event for event in events if line is None or event[0] < line]
+        if not events:
+            return None
+        return {"eval": "eval", "train": "default"}.get(max(events)[1], "unknown")
 
     def value(self, where: FunctionRef, ref) -> Value:
         return self._ask(("value", where, ref), lambda: self._value(where, ref), kinds.UNKNOWN)
@@ -458,10 +496,7 @@ class Summaries:
         top = FunctionRef(module, "<module>")
         value = kinds.join(self.value(top, bound) for bound in facts.bindings[name])
         if value.only(kinds.MODEL):
-            modes = [op for _, target, op in (facts.top.ops if facts.top else ()) if target == name and op in ("eval", "train", "mode")]
-            if modes:
-                mode = {"eval": "eval", "train": "default"}.get(modes[-1])
-                value = Value(value.kinds, value.cls, mode, value.mode_dependent)
+            value = _with_mode(value, self.mode_at(top, name, None))
         if self.record is not None:
             self.record.add(("module", module))
         return value
@@ -573,7 +608,14 @@ class Summaries:
         function = self.function(ref)
         if function is None or not function.returns:
             return kinds.UNKNOWN
-        return kinds.join(self.value(ref, value) for value in function.returns)
+        values = []
+        for returned in function.returns:
+            value = self.value(ref, returned)
+            target = _target_of_ref(returned, function)
+            if value.only(kinds.MODEL) and target is not None:
+                value = _with_mode(value, self.mode_at(ref, target, None))  # `m.eval(); return m`
+            values.append(value)
+        return kinds.join(values)
 
 
 _BUILTINS = frozenset({"super", "range", "len", "int", "float", "str", "list", "tuple", "dict", "set", "print",
@@ -609,6 +651,13 @@ def _target_of_ref(value, function: FunctionFacts) -> str | None:
     if value[0] == "self":
         return f"self.{value[1]}"
     return None
+
+
+def _with_mode(value: Value, mode: str | None) -> Value:
+    """`value` as `mode` leaves it (None: unchanged; "unknown": mode not known)."""
+    if mode is None:
+        return value
+    return Value(value.kinds, value.cls, None if mode == "unknown" else mode, value.mode_dependent)
 
 
 def _with_chain(value: Value, chain) -> Value:
