@@ -188,3 +188,21 @@ def test_a_callers_mode_is_the_one_it_leaves_before_the_call(tmp_path: Path):
     modes = [value.mode for value in facts.summaries.passed_values(FunctionRef("pred", "predict"), "net")]
     assert sorted(modes) == ["default", "eval", "eval"]  # `fresh` calls eval() only after the call
     assert facts.summaries.returned(FunctionRef("models", "load")).mode == "eval"
+
+
+def test_what_forward_returns():
+    facts = index_module(
+        ast.parse(
+            "import torch.nn.functional as F\nfrom torch import nn\n"
+            "class Probabilities(nn.Module):\n    def forward(self, x):\n        return F.softmax(self.fc(x), dim=-1)\n"
+            "class Logits(nn.Module):\n    def forward(self, x):\n        return self.fc(x)\n"
+            "class Either(nn.Module):\n    def forward(self, x, p=False):\n"
+            "        if p:\n            return x.sigmoid()\n        return x\n"
+        ),
+        "models",
+    )
+    assert {name: cls.forward_activation for name, cls in facts.classes.items()} == {
+        "Probabilities": "softmax",
+        "Logits": None,
+        "Either": None,
+    }

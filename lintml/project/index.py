@@ -75,6 +75,9 @@ class ClassFacts:
     # a layer lintml cannot read (an unresolved factory, a dynamic `setattr`)
     opaque_layers: bool = False
     uses_training_flag: bool = False  # `self.training` read in some method
+    # what `forward` returns when every return is one activation: "softmax",
+    # "log_softmax" or "sigmoid" (for LML506: an activation applied before the loss)
+    forward_activation: str | None = None
     method_names: set[str] = field(default_factory=set)
 
 
@@ -207,6 +210,9 @@ class _Reader:
             if isinstance(method, ast.Attribute) and method.attr == "training" and isinstance(method.value, ast.Name) and method.value.id == "self":
                 cls.uses_training_flag = True
                 break
+        forward = next((s for s in node.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == "forward"), None)
+        if forward is not None:
+            cls.forward_activation = _returned_activation(forward)
         return cls
 
     def _read_layers(self, init: ast.FunctionDef, cls: ClassFacts) -> None:
@@ -474,6 +480,23 @@ class _Reader:
             return ("dict", tuple((k.arg, self.ref(k.value)) for k in inner.keywords if k.arg))
         args = tuple(self.ref(a) for a in inner.args[:1])
         return ("call", callee, tuple(chain), args)
+
+
+_ACTIVATIONS = ("log_softmax", "softmax", "sigmoid")
+
+
+def _returned_activation(function: ast.FunctionDef) -> str | None:
+    """The activation every `return` of `function` applies last, if one does."""
+    found = set()
+    for node in ast.walk(function):
+        if isinstance(node, ast.Return):
+            value = node.value
+            name = None
+            if isinstance(value, ast.Call):
+                func = value.func
+                name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+            found.add(name if name in _ACTIVATIONS else None)
+    return found.pop() if len(found) == 1 else None
 
 
 def _chain_base(node: ast.AST) -> ast.AST:
