@@ -206,3 +206,12 @@ def test_what_forward_returns():
         "Logits": None,
         "Either": None,
     }
+
+
+def test_relative_imports_above_the_top_package_name_nothing():
+    from lintml.project.index import absolute_import
+
+    assert absolute_import("models", 1, "pkg.sub") == "pkg.sub.models"
+    assert absolute_import("models", 2, "pkg.sub") == "pkg.models"
+    assert absolute_import("modeling_utils", 3, "pkg.sub") is None  # `from ...x` in pkg/sub/m.py
+    assert absolute_import(None, 3, "pkg.sub") is None

@@ -121,7 +121,10 @@ class Contexts:
             return []
         module = self.models.facts.module
         summaries = self.models.summaries
-        return [(caller, site) for caller, site in summaries.callers(FunctionRef(module, name)) if caller.module != module]
+        ref = FunctionRef(module, name)
+        if not summaries.may_be_called_from_outside(ref):
+            return []
+        return [(caller, site) for caller, site in summaries.callers(ref) if caller.module != module]
 
     # -- where forwards are inference ------------------------------------------------
 

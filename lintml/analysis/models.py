@@ -296,6 +296,8 @@ class Models:
         if isinstance(func, cst.Name):
             cls = self._visible_class(func.value, function)
             if cls is not None:
+                if self.is_pipeline_class(cls):
+                    return ModelInfo(True, Mode.OPAQUE, Kind.PIPELINE, cls.name)
                 if not self.is_module_class(cls):
                     return NOT_A_MODEL
                 for arg in call.args:
@@ -327,6 +329,8 @@ class Models:
         """Whether `owner` (the `X` of `X.from_pretrained`) is a model class."""
         qualified = self.imports.qualified_name(owner, function.scope)
         if qualified is not None and (found := self.project_class(qualified)) is not None:
+            if self.summaries.is_pipeline_class(*found):
+                return ModelInfo(True, Mode.DEFAULT, Kind.PIPELINE)
             return ModelInfo(True) if self.summaries.is_module_class(*found) else NOT_A_MODEL
         if qualified is not None:
             if qualified.split(".", 1)[0] in MODEL_LIBRARIES and _is_library_model_class(qualified):
@@ -336,8 +340,29 @@ class Models:
         if isinstance(owner, cst.Name):
             cls = self._visible_class(owner.value, function)
             if cls is not None:
+                if self.is_pipeline_class(cls):
+                    return ModelInfo(True, Mode.DEFAULT, Kind.PIPELINE)
                 return ModelInfo(True) if self.is_module_class(cls) else NOT_A_MODEL
         return UNKNOWN
+
+    def is_pipeline_class(self, cls: Class, seen: frozenset = frozenset()) -> bool:
+        """A class of the file that derives from a diffusers pipeline (through the file's
+        or the project's classes): its instances are pipelines (Amendment 16)."""
+        if id(cls.node) in seen:
+            return False
+        for base in cls.node.bases:
+            qualified = self.imports.qualified_name(base.value, cls.scope)
+            if qualified is not None:
+                if kinds.is_pipeline_class(qualified):
+                    return True
+                found = self.project_class(qualified)
+                if found is not None and self.summaries.is_pipeline_class(*found):
+                    return True
+            elif isinstance(base.value, cst.Name):
+                for other in self.program.classes.get(base.value.value, []):
+                    if self.is_pipeline_class(other, seen | {id(cls.node)}):
+                        return True
+        return False
 
     def _visible_class(self, name: str, function: Function) -> Class | None:
         """A class of the file that `name` means here (not shadowed by an import)."""
@@ -392,7 +417,9 @@ class Models:
             return kinds.UNKNOWN
         from lintml.project.summaries import FunctionRef
 
-        return self.summaries.parameter_value(FunctionRef(self.facts.module, name), parameter, self.facts.module)
+        return self.summaries.parameter_value(
+            FunctionRef(self.facts.module, name), parameter, self.facts.module, _passed_params(function)
+        )
 
     def project_arguments(self, parameter: str, function: Function) -> list[kinds.Value]:
         """What each caller in the project's other files passes for `parameter`."""
@@ -401,7 +428,12 @@ class Models:
             return []
         from lintml.project.summaries import FunctionRef
 
-        return self.summaries.passed_values(FunctionRef(self.facts.module, name), parameter, self.facts.module) or []
+        return (
+            self.summaries.passed_values(
+                FunctionRef(self.facts.module, name), parameter, self.facts.module, _passed_params(function)
+            )
+            or []
+        )
 
     def _has_project_callers(self, function: Function) -> bool:
         name = qualname(function)
@@ -410,12 +442,16 @@ class Models:
         from lintml.project.summaries import FunctionRef
 
         ref = FunctionRef(self.facts.module, name)
+        if not self.summaries.may_be_called_from_outside(ref):
+            return False
         return any(caller.module != self.facts.module for caller, _ in self.summaries.callers(ref))
 
     def _project_call(self, qualified: str, call: cst.Call, function: Function, order: int, depth: int) -> ModelInfo | None:
         """What a call of a project class or function of another file makes."""
         found = self.project_class(qualified)
         if found is not None:
+            if self.summaries.is_pipeline_class(*found):
+                return ModelInfo(True, Mode.OPAQUE, Kind.PIPELINE, found[1])
             if not self.summaries.is_module_class(*found):
                 return NOT_A_MODEL
             for arg in call.args:
@@ -432,11 +468,15 @@ class Models:
         """The mode a call into a function of another file leaves `key` in."""
         if call.callee is None:
             return None
+        caller = call.site.function
+        if not any(caller.key(chain_base(arg.value)) == key for arg in call.node.args):
+            return None  # `key` is not passed: nothing of the callee's module is read
         ref = self.project_callee(call)
         if ref is None:
             return None
         callee = self.summaries.function(ref)
-        caller = call.site.function
+        if callee is None:
+            return None
         params = list(callee.params)
         if callee.self_name is not None:
             params = params[1:]
@@ -1066,6 +1106,12 @@ def model_info_of(value: kinds.Value, origin: str) -> ModelInfo:
     if value.known and not value.may_be(kinds.MODEL) and not value.may_be(kinds.PIPELINE):
         return NOT_A_MODEL
     return UNKNOWN
+
+
+def _passed_params(function: Function) -> tuple[str, ...]:
+    """The parameters a call passes arguments to (after `self`)."""
+    params = tuple(function.params)
+    return params[1:] if function.self_name is not None else params
 
 
 def _all_false(answers) -> bool | None:

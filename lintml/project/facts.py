@@ -100,36 +100,91 @@ class ProjectFacts:
         self.modules = _Modules(self)
         self.summaries = Summaries(self.modules, layout.resolve)
         self.summaries.candidates = self.modules_naming
+        self.summaries.assigns = self.may_assign
         self._words: dict[str, frozenset[str]] = {}
+        self._texts: dict[str, str] = {}  # module -> text that stands for its file (a view's)
+        self._naming: dict[tuple, list[str]] = {}
+        self._assigned: dict[tuple, bool] = {}
 
-    def modules_naming(self, name: str) -> list[str]:
-        """The modules whose text has `name` as a word (the only ones that can call it)."""
+    def modules_naming(self, name: str, defined_in: str | None = None) -> list[str]:
+        """The modules that may call `name` of module `defined_in`: their text has `name`
+        as a word, and the name of that module or of a package it is in (an import of
+        it must name one), or they are that module."""
+        key = (name, defined_in)
+        cached = self._naming.get(key)
+        if cached is not None:
+            return cached
+        # an importer names the module, or a package whose `__init__` re-exports `name`
+        places = set()
+        if defined_in:
+            parts = defined_in.split(".")
+            places.add(parts[-1].encode())
+            for depth in range(len(parts) - 1, 0, -1):
+                package = ".".join(parts[:depth])
+                if package in self.layout.modules and name.encode() in self._words_of(package):
+                    places.add(parts[depth - 1].encode())
         found = []
         for module in self.layout.modules:
-            words = self._words.get(module)
-            if words is None:
-                path = self.layout.path_of(module)
-                try:
-                    data = path.read_bytes()
-                except OSError:
-                    data = b""
-                words = self._words[module] = frozenset(_WORD.findall(data))
-            if name.encode() in words:
+            words = self._words_of(module)
+            if name.encode() in words and (module == defined_in or not places or places & words):
                 found.append(module)
+        self._naming[key] = found
         return found
+
+    def may_assign(self, module: str, name: str) -> bool:
+        """Whether the module's text may bind `name` by an assignment at its top level (a
+        line that starts with it), without reading its index."""
+        key = (module, name)
+        known = self._assigned.get(key)
+        if known is None:
+            known = self._assigned[key] = self._may_assign(module, name)
+        return known
+
+    def _may_assign(self, module: str, name: str) -> bool:
+        text = self._texts.get(module)
+        data = text.encode("utf-8", "surrogatepass") if text is not None else None
+        if data is None:
+            path = self.layout.path_of(module)
+            if path is None or path.suffix.lower() == ".ipynb":
+                return True
+            try:
+                data = path.read_bytes()
+            except OSError:
+                return False
+        pattern = re.compile(rb"^(?:" + re.escape(name.encode()) + rb")\s*(?::[^=\n]*)?=(?!=)|^[^#\n]*\b" + re.escape(name.encode()) + rb"\s*,[^=\n]*=(?!=)", re.M)
+        return pattern.search(data) is not None
+
+    def _words_of(self, module: str) -> frozenset[bytes]:
+        words = self._words.get(module)
+        if words is None:
+            path = self.layout.path_of(module)
+            try:
+                data = path.read_bytes()
+            except OSError:
+                data = b""
+            words = self._words[module] = frozenset(_WORD.findall(data))
+        return words
 
     def _read(self, module: str) -> ModuleFacts | None:
         path = self.layout.path_of(module)
         if path is None:
             return None
-        try:
-            data = path.read_bytes()
-        except OSError:
-            data = b""
-        self.digests[module] = digest_of(data)
+        text = self._texts.get(module)
+        if text is not None:  # the text being checked stands for the file
+            return parse_module(text, module, self.layout.is_package(module))
+        data = self._bytes(module)
         if path.suffix.lower() == ".ipynb":
             return parse_module(_notebook_source(data), module, False)
         return parse_module(data, module, self.layout.is_package(module))
+
+    def _bytes(self, module: str) -> bytes:
+        path = self.layout.path_of(module)
+        try:
+            data = path.read_bytes()
+        except (OSError, AttributeError):
+            data = b""
+        self.digests[module] = digest_of(data)
+        return data
 
     def snapshot(self) -> str:
         """A digest of every project file's path, size and modification time: equal
@@ -186,10 +241,9 @@ class ProjectFacts:
         if module is None:
             return FileFacts.alone(text)
         data = text.encode("utf-8", "surrogatepass")
-        current = self.modules.get(module)
-        if current is not None and self.digests.get(module) == digest_of(data) or (
-            current is not None and _same_text(self.layout.path_of(module), text)
-        ):
+        if module not in self.digests:
+            self._bytes(module)  # its digest only: the index is read when a check asks
+        if self.digests.get(module) == digest_of(data) or _same_text(self.layout.path_of(module), text):
             self.summaries.record = set()
             return FileFacts(self, module, self.summaries)
         # the text differs from the file on disk: a view with this module read from it
@@ -198,13 +252,17 @@ class ProjectFacts:
         view.digests = dict(self.digests)
         view.modules = _Modules(view)
         for name in dict.keys(self.modules):
-            dict.__setitem__(view.modules, name, dict.__getitem__(self.modules, name))
-        dict.__setitem__(view.modules, module, parse_module(text, module, self.layout.is_package(module)))
+            if name != module:
+                dict.__setitem__(view.modules, name, dict.__getitem__(self.modules, name))
+        view._texts = {module: text}
         view.digests[module] = digest_of(data)
+        view._naming = {}
+        view._assigned = {}
         view._words = dict(self._words)
         view._words[module] = frozenset(_WORD.findall(data))
         view.summaries = Summaries(view.modules, self.layout.resolve)
         view.summaries.candidates = view.modules_naming
+        view.summaries.assigns = view.may_assign
         view.summaries.record = set()
         return FileFacts(view, module, view.summaries)
 

@@ -101,8 +101,8 @@ def absolute_import(module: str | None, level: int, package: str) -> str | None:
     if not level:
         return module or None
     parts = package.split(".") if package else []
-    if level - 1 > len(parts) or (level - 1 == len(parts) and not module):
-        return None
+    if level - 1 >= len(parts):
+        return None  # above the top package: not a name of the project
     base = parts[: len(parts) - (level - 1)]
     if module:
         base.append(module)

@@ -30,6 +30,11 @@ TENSOR_FACTORIES = frozenset(
      "torch.full", "torch.arange", "torch.linspace", "torch.cat", "torch.stack", "torch.randn_like"}
 )  # fmt: skip
 _MAX_CALLERS = 64  # a function called from more places than this: its parameters are what they are
+# A function that more modules than this may call is a library's helper, not a script's:
+# its callers are not read (each question stays bounded), and its parameters are unknown.
+MAX_CALLING_MODULES = 24
+# stands for the callers that were not read
+
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,11 @@ class FunctionRef:
     name: str  # "train", "Trainer.fit", "<module>"
 
 
+# the callers of a function called from too many modules (see MAX_CALLING_MODULES)
+UNREAD_CALLER = FunctionRef("<unread>", "<unread>")
+UNREAD_SITE = CallSite(0, None, (), {}, False)
+
+
 @dataclass
 class CallerArg:
     caller: FunctionRef
@@ -75,6 +85,9 @@ class Summaries:
         self.record: set | None = None
         # name -> the modules whose text mentions it (None: every module may)
         self.candidates = None
+        self._unread: set[str] = set()  # names whose callers were too many to read
+        # (module, name) -> whether the module's text may assign `name` at its top level
+        self.assigns = None
 
     # -- plumbing --------------------------------------------------------------------
 
@@ -165,6 +178,20 @@ class Summaries:
                 return True
             found = self.class_named(module, base)
             if found is not None and self.is_module_class(found[0], found[1].name):
+                return True
+        return False
+
+    def is_pipeline_class(self, module: str, name: str) -> bool:
+        """Derives from a diffusers pipeline: its instances are pipelines (Amendment 16)."""
+        return self._ask(("pipeline-class", module, name), lambda: self._is_pipeline_class(module, name), False)
+
+    def _is_pipeline_class(self, module: str, name: str) -> bool:
+        cls = self.modules[module].classes[name]
+        for base in cls.bases:
+            if kinds.is_pipeline_class(base):
+                return True
+            found = self.class_named(module, base)
+            if found is not None and self.is_pipeline_class(found[0], found[1].name):
                 return True
         return False
 
@@ -320,6 +347,18 @@ class Summaries:
             return None
         return self.function_named(caller.module, callee)
 
+    def may_be_called_from_outside(self, ref: FunctionRef) -> bool:
+        """Some module other than `ref`'s own may call it: its name appears in one. Cheap
+        (no module is read), so a check asks it before asking for the callers."""
+        if "." in ref.name and not ref.name.endswith(".__init__"):
+            return False  # see `callers`: a method's calls from outside are not tied to it
+        if self.candidates is None:
+            return len(self.modules) > 1
+        name = ref.name.split(".", 1)[0] if ref.name.endswith(".__init__") else ref.name
+        if self.record is not None:
+            self.record.add(("callers", ref.module, ref.name))
+        return any(module != ref.module for module in self.candidates(name, ref.module))
+
     def callers(self, ref: FunctionRef) -> list[tuple[FunctionRef, CallSite]]:
         """Every call of `ref` in the project (computed for all functions at once)."""
         if self.record is not None:
@@ -329,35 +368,60 @@ class Summaries:
         name = ref.name.rsplit(".", 1)[-1]
         if name == "__init__":
             name = ref.name.split(".", 1)[0]  # `Trainer(...)` calls `Trainer.__init__`
+        method = "." in ref.name and not ref.name.endswith(".__init__")
+        if method:
+            # other modules call a method through an instance (`trainer.fit()`), which the
+            # index cannot tie to its class: only its own module's `self.<method>()` calls
+            name = f"{ref.module}:{ref.name}"
         if name not in self._callers:
             # only modules whose text names the function can call it: read those alone
             found = self._callers[name] = {}
-            modules = self.candidates(name) if self.candidates is not None else [m for m, _ in self.modules.items()]
+            if method:
+                modules = [ref.module]
+            elif self.candidates is not None:
+                modules = self.candidates(name, ref.module)
+            else:
+                modules = [m for m, _ in self.modules.items()]
+            if len(modules) > MAX_CALLING_MODULES:
+                # read only its own module's calls; the others are one unread caller
+                self._unread.add(name)
+                modules = [module for module in modules if module == ref.module]
             for module in modules:
                 facts = self.modules.get(module)
                 if facts is None:
                     continue
                 for caller, function in _functions_of(module, facts):
                     for call in function.calls:
-                        if call.callee is None or call.callee.rsplit(".", 1)[-1] not in (name, "__init__"):
-                            if not (call.callee and call.callee.rsplit(".", 1)[-1] == name):
-                                continue
+                        tail = call.callee.rsplit(".", 1)[-1] if call.callee else None
+                        if tail != (ref.name.rsplit(".", 1)[-1] if method else name):
+                            continue
                         callee = self.callee_of(caller, call)
                         if callee is not None and callee != caller:
                             found.setdefault(callee, []).append((caller, call))
-        return self._callers[name].get(ref, [])
+        found = self._callers[name].get(ref, [])
+        if name in self._unread:
+            return [*found, (UNREAD_CALLER, UNREAD_SITE)]
+        return found
 
-    def passed(self, ref: FunctionRef, parameter: str) -> list[tuple[FunctionRef, CallSite, object]] | None:
+    def passed(
+        self, ref: FunctionRef, parameter: str, params: list[str] | None = None
+    ) -> list[tuple[FunctionRef, CallSite, object]] | None:
         """What each project caller passes for `parameter` (a Ref each), or None when
-        some caller's argument cannot be matched (`*args`)."""
-        function = self.function(ref)
-        if function is None or parameter not in function.params:
+        some caller's argument cannot be matched (`*args`). `params`: the function's
+        parameters after `self`, when the asker knows them (its module is not read)."""
+        if params is None:
+            function = self.function(ref)
+            if function is None or parameter not in function.params:
+                return None
+            params = list(function.params)
+            if function.self_name is not None:
+                params = params[1:]
+        elif parameter not in params:
             return None
-        params = list(function.params)
-        if function.self_name is not None:
-            params = params[1:]
         found = []
         for caller, call in self.callers(ref)[:_MAX_CALLERS]:
+            if caller is UNREAD_CALLER:
+                return None  # too many modules may call it: what they pass is not known
             if parameter in call.kwargs:
                 found.append((caller, call, call.kwargs[parameter]))
                 continue
@@ -385,23 +449,29 @@ class Summaries:
 
     # -- values ----------------------------------------------------------------------
 
-    def parameter_value(self, ref: FunctionRef, parameter: str, exclude_module: str | None = None) -> Value:
+    def parameter_value(
+        self, ref: FunctionRef, parameter: str, exclude_module: str | None = None, params: tuple | None = None
+    ) -> Value:
         """What every project caller passes (callers in `exclude_module` left out: the
         checked file answers for its own)."""
         return self._ask(
             ("param", ref, parameter, exclude_module),
-            lambda: self._parameter_value(ref, parameter, exclude_module),
+            lambda: self._parameter_value(ref, parameter, exclude_module, params),
             kinds.UNKNOWN,
         )
 
-    def _parameter_value(self, ref: FunctionRef, parameter: str, exclude_module: str | None) -> Value:
-        values = self.passed_values(ref, parameter, exclude_module)
+    def _parameter_value(self, ref: FunctionRef, parameter: str, exclude_module: str | None, params) -> Value:
+        values = self.passed_values(ref, parameter, exclude_module, params)
         return kinds.join(values) if values else kinds.UNKNOWN
 
-    def passed_values(self, ref: FunctionRef, parameter: str, exclude_module: str | None = None) -> list[Value] | None:
+    def passed_values(
+        self, ref: FunctionRef, parameter: str, exclude_module: str | None = None, params: tuple | None = None
+    ) -> list[Value] | None:
         """The value each project caller (outside `exclude_module`) passes, at its call;
         [UNKNOWN] when some caller's argument cannot be matched."""
-        passed = self.passed(ref, parameter)
+        if exclude_module == ref.module and not self.may_be_called_from_outside(ref):
+            return []
+        passed = self.passed(ref, parameter, list(params) if params is not None else None)
         if passed is None:
             return [kinds.UNKNOWN] if self.callers(ref) else []
         return [self._at_call(caller, value, site.line) for caller, site, value in passed if caller.module != exclude_module]
@@ -490,6 +560,8 @@ class Summaries:
         if found is None or not found[1] or "." in found[1]:
             return kinds.UNKNOWN
         module, name = found
+        if self.assigns is not None and not self.assigns(module, name):
+            return kinds.UNKNOWN  # the module's text binds no such name at its top level
         facts = self.modules.get(module)
         if facts is None or name not in facts.bindings:
             return kinds.UNKNOWN
@@ -521,6 +593,8 @@ class Summaries:
         found = self.class_named(where.module, owner)
         if found is not None:
             module, cls = found
+            if self.is_pipeline_class(module, cls.name):
+                return kinds.of(kinds.PIPELINE)
             if not self.is_module_class(module, cls.name):
                 return kinds.of(kinds.NON_TENSOR)
             value = kinds.of(kinds.MODEL, cls=f"{module}:{cls.name}", mode="eval" if method != "from_config" else "default",
@@ -575,6 +649,8 @@ class Summaries:
         found = self.class_named(where.module, callee)
         if found is not None:
             module, cls = found
+            if self.is_pipeline_class(module, cls.name):
+                return kinds.of(kinds.PIPELINE)
             if not self.is_module_class(module, cls.name):
                 return kinds.of(kinds.NON_TENSOR)
             value = kinds.of(kinds.MODEL, cls=f"{module}:{cls.name}", mode="default",
