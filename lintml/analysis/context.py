@@ -197,6 +197,8 @@ class Contexts:
         """The model a helper call runs forward, when the helper is shared with training
         and so reports nothing itself (Amendment 20: the finding is at the call in the
         inference method)."""
+        if self.is_model_code(site.function) or self.is_test_function(site.function):
+            return None  # nothing there is reported: the helper is not looked into
         found = self.models.helper_forward(call, site.function)
         if found is None:
             return None

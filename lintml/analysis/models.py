@@ -411,9 +411,11 @@ class Models:
         return self.summaries.function_named(self.facts.module, qualified)
 
     def project_parameter(self, parameter: str, function: Function) -> kinds.Value:
-        """What callers in the project's other files pass for `parameter`."""
+        """What callers in the project's other files pass for `parameter`. Not asked for
+        the methods of an nn.Module (model code: its `__init__(norm_layer=...)` factories
+        are not call sites any rule reports)."""
         name = qualname(function)
-        if name is None or name == "<module>":
+        if name is None or name == "<module>" or self.in_module_class(function):
             return kinds.UNKNOWN
         from lintml.project.summaries import FunctionRef
 
@@ -424,7 +426,7 @@ class Models:
     def project_arguments(self, parameter: str, function: Function) -> list[kinds.Value]:
         """What each caller in the project's other files passes for `parameter`."""
         name = qualname(function)
-        if name is None or name == "<module>":
+        if name is None or name == "<module>" or self.in_module_class(function):
             return []
         from lintml.project.summaries import FunctionRef
 
@@ -437,7 +439,7 @@ class Models:
 
     def _has_project_callers(self, function: Function) -> bool:
         name = qualname(function)
-        if name is None or name == "<module>":
+        if name is None or name == "<module>" or self.in_module_class(function):
             return False
         from lintml.project.summaries import FunctionRef
 

@@ -106,7 +106,9 @@ class InferenceWithoutNoGrad(Check):
             return  # `with torch.no_grad:` is LML103's finding (clarification 7)
         function = site.function
         model = context.models.forward_key(node, function) or context.contexts.helper_forward(node, site)
-        if model is None or context.contexts.grad_disabled(site) or context.contexts.grad_unknown(site):
+        if model is None or context.contexts.is_model_code(function):
+            return  # model code is never an inference call site
+        if context.contexts.grad_disabled(site) or context.contexts.grad_unknown(site):
             return
         signal = context.contexts.inference_signal(site, model)
         if signal is None or context.models.frozen(model, function, site.order):

@@ -46,7 +46,7 @@ def parse_module(data: bytes | str, module: str, is_package: bool) -> ModuleFact
     except (SyntaxError, ValueError, RecursionError, MemoryError, UnicodeDecodeError):
         return ModuleFacts(module)
     try:
-        return index_module(tree, module, is_package)
+        return index_module(tree, module, is_package, data)
     except RecursionError:
         return ModuleFacts(module)
 
@@ -205,9 +205,12 @@ class ProjectFacts:
         """The current digest of a fact a check used (see FileFacts.dependencies)."""
         kind = dependency[0]
         if kind == "module":
-            if self.modules.get(dependency[1]) is None:
+            module = dependency[1]
+            if module not in self.layout.modules:
                 return "-"
-            return self.digests.get(dependency[1], "-")
+            if module not in self.digests:
+                self._bytes(module)  # the bytes' digest; the index is not needed
+            return self.digests.get(module, "-")
         if kind == "callers":
             ref = FunctionRef(dependency[1], dependency[2])
             callers = sorted(
