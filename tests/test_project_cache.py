@@ -133,3 +133,16 @@ def test_the_command_line_sees_the_project_when_given_one_file(tmp_path: Path):
     )
     assert process.returncode == 1, process.stderr
     assert process.stdout.startswith("predict.py:7:12: LML201 ")
+
+
+def test_a_comment_in_a_dependency_changes_no_fact(tmp_path: Path):
+    """A comment or docstring edited in models.py leaves its facts as they were: the
+    files that depend on it keep their stored results (only models.py is checked)."""
+    root = make_project(tmp_path)
+    (root / "models.py").write_text(MODEL_WITH_DROPOUT)
+    cache_dir = tmp_path / "cache"
+    assert check(root, cache_dir)[0] == [("predict.py", 7, "LML201")]
+    (root / "models.py").write_text(MODEL_WITH_DROPOUT + "# the classifier of the demo\n")
+    found, hits, misses = check(root, cache_dir)
+    assert found == [("predict.py", 7, "LML201")]
+    assert (hits, misses) == (2, 1)

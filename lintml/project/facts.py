@@ -105,6 +105,8 @@ class ProjectFacts:
         self._texts: dict[str, str] = {}  # module -> text that stands for its file (a view's)
         self._naming: dict[tuple, list[str]] = {}
         self._assigned: dict[tuple, bool] = {}
+        self._held: dict[tuple, bool] = {}  # (dependency, stored digest) -> still holds
+        self._facts_digests: dict[str, str] = {}
 
     def modules_naming(self, name: str, defined_in: str | None = None) -> list[str]:
         """The modules that may call `name` of module `defined_in`: their text has `name`
@@ -205,19 +207,16 @@ class ProjectFacts:
         """The current digest of a fact a check used (see FileFacts.dependencies)."""
         kind = dependency[0]
         if kind == "module":
+            # the bytes' digest (cheap to compare) and the index's (a change that leaves the
+            # facts as they were, a comment or a docstring, is no change to the others)
             module = dependency[1]
             if module not in self.layout.modules:
                 return "-"
             if module not in self.digests:
-                self._bytes(module)  # the bytes' digest; the index is not needed
-            return self.digests.get(module, "-")
-        if kind == "callers":
-            ref = FunctionRef(dependency[1], dependency[2])
-            callers = sorted(
-                (caller.module, caller.name, site.line, repr(site.args), repr(sorted(site.kwargs.items())))
-                for caller, site in self.summaries.callers(ref)
-            )
-            return digest_of(repr(callers).encode("utf-8", "surrogateescape"))
+                self._bytes(module)
+            return f"{self.digests.get(module, '-')}:{self.facts_digest(module)}"
+        if kind == "naming":
+            return digest_of(repr(self.modules_naming(dependency[1], dependency[2])).encode("utf-8", "surrogateescape"))
         if kind == "resolve":
             return digest_of(repr(self.layout.resolve(dependency[1], dependency[2])).encode("utf-8", "surrogateescape"))
         return "-"
@@ -229,9 +228,33 @@ class ProjectFacts:
         saved = self.summaries.record
         self.summaries.record = None
         try:
-            return all(self.dependency_digest(tuple(dependency[:-1])) == dependency[-1] for dependency in dependencies)
+            return all(self._holds(tuple(dependency[:-1]), dependency[-1]) for dependency in dependencies)
         finally:
             self.summaries.record = saved
+
+    def _holds(self, dependency: tuple, digest: str) -> bool:
+        known = self._held.get((dependency, digest))
+        if known is None:
+            if dependency[0] == "module" and dependency[1] in self.layout.modules:
+                module = dependency[1]
+                if module not in self.digests:
+                    self._bytes(module)
+                stored_bytes, _, stored_facts = digest.partition(":")
+                # the same bytes: the same facts, without reading its index
+                known = self.digests.get(module) == stored_bytes or self.facts_digest(module) == stored_facts
+            else:
+                known = self.dependency_digest(dependency) == digest
+            self._held[(dependency, digest)] = known
+        return known
+
+    def facts_digest(self, module: str) -> str:
+        found = self._facts_digests.get(module)
+        if found is None:
+            facts = self.modules.get(module)
+            found = self._facts_digests[module] = (
+                digest_of(repr(_canonical(facts)).encode("utf-8", "surrogateescape")) if facts is not None else "-"
+            )
+        return found
 
     def index_all(self) -> None:
         """Read every module now (before worker processes fork, so they share it)."""
@@ -261,6 +284,8 @@ class ProjectFacts:
         view.digests[module] = digest_of(data)
         view._naming = {}
         view._assigned = {}
+        view._held = {}
+        view._facts_digests = {}
         view._words = dict(self._words)
         view._words[module] = frozenset(_WORD.findall(data))
         view.summaries = Summaries(view.modules, self.layout.resolve)
@@ -268,6 +293,19 @@ class ProjectFacts:
         view.summaries.assigns = view.may_assign
         view.summaries.record = set()
         return FileFacts(view, module, view.summaries)
+
+
+def _canonical(value):
+    """A form of an index that prints the same for the same facts (sets sorted)."""
+    if hasattr(value, "__dataclass_fields__"):
+        return (type(value).__name__, *(_canonical(getattr(value, name)) for name in value.__dataclass_fields__))
+    if isinstance(value, dict):
+        return tuple(sorted(((repr(key), _canonical(item)) for key, item in value.items()), key=lambda pair: pair[0]))
+    if isinstance(value, (set, frozenset)):
+        return tuple(sorted(repr(item) for item in value))
+    if isinstance(value, (list, tuple)):
+        return tuple(_canonical(item) for item in value)
+    return value
 
 
 def _same_text(path: Path | None, text: str) -> bool:

@@ -86,6 +86,7 @@ class Summaries:
         # name -> the modules whose text mentions it (None: every module may)
         self.candidates = None
         self._unread: set[str] = set()  # names whose callers were too many to read
+        self._read_for: dict[str, tuple[str, tuple[str, ...]]] = {}  # name -> (its module, modules read)
         # (module, name) -> whether the module's text may assign `name` at its top level
         self.assigns = None
 
@@ -356,13 +357,11 @@ class Summaries:
             return len(self.modules) > 1
         name = ref.name.split(".", 1)[0] if ref.name.endswith(".__init__") else ref.name
         if self.record is not None:
-            self.record.add(("callers", ref.module, ref.name))
+            self.record.add(("naming", name, ref.module))
         return any(module != ref.module for module in self.candidates(name, ref.module))
 
     def callers(self, ref: FunctionRef) -> list[tuple[FunctionRef, CallSite]]:
         """Every call of `ref` in the project (computed for all functions at once)."""
-        if self.record is not None:
-            self.record.add(("callers", ref.module, ref.name))
         if self._callers is None:
             self._callers = {}
         name = ref.name.rsplit(".", 1)[-1]
@@ -386,6 +385,7 @@ class Summaries:
                 # read only its own module's calls; the others are one unread caller
                 self._unread.add(name)
                 modules = [module for module in modules if module == ref.module]
+            self._read_for[name] = (ref.module, tuple(modules))
             for module in modules:
                 facts = self.modules.get(module)
                 if facts is None:
@@ -398,6 +398,14 @@ class Summaries:
                         callee = self.callee_of(caller, call)
                         if callee is not None and callee != caller:
                             found.setdefault(callee, []).append((caller, call))
+        if self.record is not None:
+            # the callers are what the modules that name it say: depend on those modules,
+            # and on which modules name it (a new file may start calling it)
+            defined_in, modules = self._read_for.get(name, (ref.module, ()))
+            if not method:
+                self.record.add(("naming", name, defined_in))
+            for module in modules:
+                self.record.add(("module", module))
         found = self._callers[name].get(ref, [])
         if name in self._unread:
             return [*found, (UNREAD_CALLER, UNREAD_SITE)]
