@@ -285,7 +285,7 @@ def lint_source(source: str, filename: str, enabled: frozenset[str]) -> FileResu
                 finally:
                     facts = context.__dict__.get("facts")
                     if facts is not None and facts.project is not None:
-                        result.dependencies = facts.dependencies()
+                        result.dependencies = facts.pending()  # digests only if the result is stored
                         result.snapshot = facts.project.snapshot()
                     for check in checks:
                         check.__dict__.clear()

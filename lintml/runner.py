@@ -254,7 +254,7 @@ def check_file(job: FileJob, *, fix: bool = False, unsafe: bool = False, diff: b
     if job.cache_key and not (result.errors or result.input_errors or result.fixed or result.diffs or new_text is not None):
         # exactly what a plain check reports for these bytes
         outcome.key = job.cache_key
-        outcome.dependencies, outcome.snapshot = result.dependencies, result.snapshot
+        outcome.dependencies, outcome.snapshot = _resolved(result.dependencies), result.snapshot
     return outcome
 
 
@@ -416,6 +416,13 @@ def run_targets(
     result.caches = list(caches.values())
     result.findings.sort(key=Finding.sort_key)
     return result
+
+
+def _resolved(dependencies):
+    """The [kind, subject..., digest] list of a result's dependencies (None: all)."""
+    if dependencies is None or isinstance(dependencies, list):
+        return dependencies
+    return dependencies.resolve()
 
 
 def _facts_check(path: Path, config: Config):

@@ -101,7 +101,8 @@ class ProjectFacts:
         self.summaries = Summaries(self.modules, layout.resolve)
         self.summaries.candidates = self.modules_naming
         self.summaries.assigns = self.may_assign
-        self._words: dict[str, frozenset[str]] = {}
+        self._postings: dict[bytes, list[str]] | None = None  # identifier -> modules that have it
+        self._overrides: dict[str, frozenset[bytes]] = {}  # a view's module -> its text's identifiers
         self._texts: dict[str, str] = {}  # module -> text that stands for its file (a view's)
         self._naming: dict[tuple, list[str]] = {}
         self._assigned: dict[tuple, bool] = {}
@@ -116,22 +117,49 @@ class ProjectFacts:
         cached = self._naming.get(key)
         if cached is not None:
             return cached
+        having = self._modules_with(name)
         # an importer names the module, or a package whose `__init__` re-exports `name`
-        places = set()
+        places: set[str] = set()
         if defined_in:
             parts = defined_in.split(".")
-            places.add(parts[-1].encode())
+            places |= self._modules_with(parts[-1])
             for depth in range(len(parts) - 1, 0, -1):
                 package = ".".join(parts[:depth])
-                if package in self.layout.modules and name.encode() in self._words_of(package):
-                    places.add(parts[depth - 1].encode())
-        found = []
-        for module in self.layout.modules:
-            words = self._words_of(module)
-            if name.encode() in words and (module == defined_in or not places or places & words):
-                found.append(module)
+                if package in having:
+                    places |= self._modules_with(parts[depth - 1])
+        found = [
+            module for module in self.layout.modules
+            if module in having and (module == defined_in or not defined_in or module in places)
+        ]  # fmt: skip
         self._naming[key] = found
         return found
+
+    def _modules_with(self, word: str) -> set[str]:
+        """The modules whose text has `word` as an identifier (one scan of every file,
+        the first time: an index from identifier to modules)."""
+        if self._postings is None:
+            postings: dict[bytes, list[str]] = {}
+            for module in self.layout.modules:
+                for found in set(_WORD.findall(self._source_bytes(module))):
+                    postings.setdefault(found, []).append(module)
+            self._postings = postings
+        found = set(self._postings.get(word.encode(), ()))
+        for module, words in self._overrides.items():  # a view's text for its module
+            if word.encode() in words:
+                found.add(module)
+            else:
+                found.discard(module)
+        return found
+
+    def _source_bytes(self, module: str) -> bytes:
+        text = self._texts.get(module)
+        if text is not None:
+            return text.encode("utf-8", "surrogatepass")
+        path = self.layout.path_of(module)
+        try:
+            return path.read_bytes()
+        except (OSError, AttributeError):
+            return b""
 
     def may_assign(self, module: str, name: str) -> bool:
         """Whether the module's text may bind `name` by an assignment at its top level (a
@@ -143,29 +171,12 @@ class ProjectFacts:
         return known
 
     def _may_assign(self, module: str, name: str) -> bool:
-        text = self._texts.get(module)
-        data = text.encode("utf-8", "surrogatepass") if text is not None else None
-        if data is None:
-            path = self.layout.path_of(module)
-            if path is None or path.suffix.lower() == ".ipynb":
-                return True
-            try:
-                data = path.read_bytes()
-            except OSError:
-                return False
+        path = self.layout.path_of(module)
+        if path is None or (path.suffix.lower() == ".ipynb" and module not in self._texts):
+            return True
+        data = self._source_bytes(module)
         pattern = re.compile(rb"^(?:" + re.escape(name.encode()) + rb")\s*(?::[^=\n]*)?=(?!=)|^[^#\n]*\b" + re.escape(name.encode()) + rb"\s*,[^=\n]*=(?!=)", re.M)
         return pattern.search(data) is not None
-
-    def _words_of(self, module: str) -> frozenset[bytes]:
-        words = self._words.get(module)
-        if words is None:
-            path = self.layout.path_of(module)
-            try:
-                data = path.read_bytes()
-            except OSError:
-                data = b""
-            words = self._words[module] = frozenset(_WORD.findall(data))
-        return words
 
     def _read(self, module: str) -> ModuleFacts | None:
         path = self.layout.path_of(module)
@@ -286,8 +297,9 @@ class ProjectFacts:
         view._assigned = {}
         view._held = {}
         view._facts_digests = {}
-        view._words = dict(self._words)
-        view._words[module] = frozenset(_WORD.findall(data))
+        self._modules_with("")  # the project's index of identifiers, shared with the view
+        view._postings = self._postings
+        view._overrides = {module: frozenset(_WORD.findall(data))}
         view.summaries = Summaries(view.modules, self.layout.resolve)
         view.summaries.candidates = view.modules_naming
         view.summaries.assigns = view.may_assign
@@ -339,12 +351,27 @@ class FileFacts:
     def dependencies(self) -> list[list]:
         """[kind, subject..., digest] of every project fact the check asked for, other
         than the checked module's own text (the cache key holds that)."""
-        if self.project is None:
-            return []
+        return self.pending().resolve()
+
+    def pending(self) -> "PendingDependencies":
+        """What the check asked for, its digests computed only when needed (a result
+        that is not stored in the cache needs none)."""
         recorded = self.summaries.record or set()
         self.summaries.record = None
+        return PendingDependencies(self.project, self.module, frozenset(recorded))
+
+
+@dataclass(frozen=True)
+class PendingDependencies:
+    project: ProjectFacts | None
+    module: str
+    recorded: frozenset
+
+    def resolve(self) -> list[list]:
+        if self.project is None:
+            return []
         found = []
-        for dependency in sorted(recorded, key=repr):
+        for dependency in sorted(self.recorded, key=repr):
             if dependency[0] == "module" and dependency[1] == self.module:
                 continue
             found.append([*dependency, self.project.dependency_digest(dependency)])
