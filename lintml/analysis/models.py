@@ -131,16 +131,83 @@ class Models:
         self.callgraph = callgraph
         self._is_model: dict[tuple[int, str], bool] = {}
         self._module_class: dict[int, bool] = {}
-        self._in_progress: set = set()
         self._nesting = 0
-        # Each time a recursion guard answers "unknown", the answers computed around it
-        # are partial: they are used, but not remembered.
-        self._guard_hits = 0
         # memos: these questions are asked again and again by every forward of a file
         self._events_memo: dict[tuple[int, str], list] = {}
         self._binding_memo: dict[int, ModelInfo] = {}
+        self._mode_memo: dict[tuple, tuple[Mode, str]] = {}
+        self._returned_memo: dict[tuple[int, int], ModelInfo] = {}
+        self._non_model_memo: dict[tuple[int, str], bool] = {}
         self._kind_memo: dict[tuple[int, str], Kind] = {}
         self._is_model_memo_extra: dict[tuple, bool | None] = {}
+        # The questions in progress, outermost first (see `_ask`): the index of each
+        # one's marker, and for each the lowest index its answer depends on so far.
+        self._frames: dict[tuple, int] = {}
+        self._lows: list[int] = []
+        # Answers that depend on a question still in progress (a recursion guard fired
+        # for it): valid until that question is answered, then dropped.
+        self._provisional: dict[tuple, tuple[object, int]] = {}
+        self._held_by: dict[int, list[tuple]] = {}
+        # Each computation not answered from a memo (`_info`, `_decide_is_model`,
+        # `_compute_binding_info`, `_mode_at`, and those of call events, returned
+        # values and non-model bindings): a measure of the work done, for the tests
+        # that keep it bounded.
+        self.work = 0
+
+    # -- answering with memos and recursion guards -------------------------------------
+
+    def _ask(self, memo: dict, memo_key, marker: tuple, guard, compute):
+        """The answer of `compute()` for the question `marker`, remembered in `memo`.
+
+        The questions are demand-driven and recursive, and recursion may come back to a
+        question in progress (a model rebound from itself, functions that pass the model
+        to each other): there the guard answers `guard`, and what is computed around it
+        holds only while that question is in progress. As in Tarjan's algorithm, each
+        question in progress records the lowest one (by stack index) its answer depends
+        on. An answer that depends on no question below its own is what the question
+        answers when asked afresh, and goes into `memo`; any other is provisional:
+        reused while the question it depends on is in progress (so that within one
+        cycle nothing is computed twice: before, every answer computed around a guard
+        was computed again on every ask, exponentially often in a script that rebinds
+        its model), and dropped when that question is answered. Where a chain of
+        evidence grows too long (`_MAX_NESTING`), the cut depends on where the chain
+        began: on the outermost question.
+        """
+        if memo_key in memo:
+            return memo[memo_key]
+        held = self._provisional.get(marker + (memo_key,))
+        if held is not None:
+            self._depend(held[1])
+            return held[0]
+        index = self._frames.get(marker)
+        if index is not None:
+            self._depend(index)  # a cycle: what the question in progress says is not known yet
+            return guard
+        index = len(self._lows)
+        self._frames[marker] = index
+        self._lows.append(index)
+        try:
+            answer = compute()
+        finally:
+            del self._frames[marker]
+            low = self._lows.pop()
+            self._drop(index)
+        if low >= index:
+            memo[memo_key] = answer
+        else:
+            self._provisional[marker + (memo_key,)] = (answer, low)
+            self._held_by.setdefault(low, []).append(marker + (memo_key,))
+            self._depend(low)
+        return answer
+
+    def _depend(self, index: int) -> None:
+        """The question being computed depends on the one at `index` of the stack."""
+        if self._lows and index < self._lows[-1]:
+            self._lows[-1] = index
+
+    def _drop(self, index: int) -> None:
+        for key in self._held_by.pop(index, ()):
+            self._provisional.pop(key, None)
 
     # -- classes of the file ---------------------------------------------------------
 
@@ -218,7 +285,7 @@ class Models:
     def info(self, expression: cst.BaseExpression, function: Function, order: int, depth: int = 0) -> ModelInfo:
         """What `expression`, evaluated in `function` at `order`, is."""
         if self._nesting > _MAX_NESTING:
-            self._guard_hits += 1
+            self._depend(0)
             return UNKNOWN  # a chain of evidence this long proves nothing
         self._nesting += 1
         try:
@@ -227,6 +294,7 @@ class Models:
             self._nesting -= 1
 
     def _info(self, expression: cst.BaseExpression, function: Function, order: int, depth: int) -> ModelInfo:
+        self.work += 1
         if depth > 8:
             return UNKNOWN
         if isinstance(expression, cst.Call):
@@ -382,15 +450,14 @@ class Models:
 
     def _returned(self, callee: Function, depth: int) -> ModelInfo:
         """A same-file function that returns a model (every return is one)."""
-        marker = ("returns", id(callee.node))
-        if marker in self._in_progress:
-            self._guard_hits += 1
-            return UNKNOWN
-        self._in_progress.add(marker)
-        try:
-            infos = [self.info(value, callee, callee.end, depth + 1) for value in callee.returns]
-        finally:
-            self._in_progress.discard(marker)
+        return self._ask(
+            self._returned_memo, (id(callee.node), depth), ("returns", id(callee.node)), UNKNOWN,
+            lambda: self._compute_returned(callee, depth),
+        )
+
+    def _compute_returned(self, callee: Function, depth: int) -> ModelInfo:
+        self.work += 1
+        infos = [self.info(value, callee, callee.end, depth + 1) for value in callee.returns]
         if infos and all(info.is_model for info in infos):
             modes = {info.mode for info in infos}
             return ModelInfo(True, modes.pop() if len(modes) == 1 else Mode.OPAQUE, infos[0].kind, callee.name)
@@ -515,22 +582,10 @@ class Models:
         owner = self.owner_of(key, function)
         holder = owner.cls.node if key.startswith("self.") and owner.cls is not None else owner.node
         memo_key = (id(holder), key)
-        if memo_key in self._is_model:
-            return self._is_model[memo_key]
-        if memo_key in self._in_progress:
-            self._guard_hits += 1
-            return False
-        hits = self._guard_hits
-        self._in_progress.add(memo_key)
-        try:
-            result = self._decide_is_model(key, owner)
-        finally:
-            self._in_progress.discard(memo_key)
-        if self._guard_hits == hits:
-            self._is_model[memo_key] = result
-        return result
+        return self._ask(self._is_model, memo_key, memo_key, False, lambda: self._decide_is_model(key, owner))
 
     def _decide_is_model(self, key: str, owner: Function) -> bool:
+        self.work += 1
         if key.startswith("self."):
             return self._attribute_is_model(key, owner)
         infos = [self._binding_info(binding, owner) for binding in owner.bindings.get(key, [])]
@@ -558,24 +613,13 @@ class Models:
         return self.summaries.module_binding(self.facts.module, qualified)
 
     def _binding_info(self, binding: Binding, function: Function) -> ModelInfo:
-        memo = self._binding_memo.get(id(binding))
-        if memo is not None:
-            return memo
-        marker = ("binding", id(binding))
-        if marker in self._in_progress:
-            self._guard_hits += 1
-            return UNKNOWN
-        hits = self._guard_hits
-        self._in_progress.add(marker)
-        try:
-            info = self._compute_binding_info(binding, function)
-        finally:
-            self._in_progress.discard(marker)
-        if self._guard_hits == hits:
-            self._binding_memo[id(binding)] = info
-        return info
+        return self._ask(
+            self._binding_memo, id(binding), ("binding", id(binding)), UNKNOWN,
+            lambda: self._compute_binding_info(binding, function),
+        )
 
     def _compute_binding_info(self, binding: Binding, function: Function) -> ModelInfo:
+        self.work += 1
         if binding.value is None:
             return UNKNOWN
         value = binding.value
@@ -624,6 +668,16 @@ class Models:
 
     def _bound_to_non_model(self, key: str, function: Function) -> bool:
         owner = self.owner_of(key, function)
+        memo_key = (id(owner.node), key)
+        # asked again while its bindings are being asked about (`model = model.to(d)`,
+        # while `model` is): not known to be bound to a non-model
+        return self._ask(
+            self._non_model_memo, memo_key, ("non-model", memo_key), False,
+            lambda: self._compute_bound_to_non_model(key, owner),
+        )
+
+    def _compute_bound_to_non_model(self, key: str, owner: Function) -> bool:
+        self.work += 1
         return any(self._binding_info(b, owner).is_model is False for b in owner.bindings.get(key, []))
 
     def _annotated_module(self, annotation: cst.BaseExpression | None, function: Function) -> bool:
@@ -880,40 +934,63 @@ class Models:
         for binding in function.bindings.get(key, []):
             if before is not None and binding.order >= before:
                 continue
-            info = self._binding_info(binding, function)
-            if info.is_model:
-                events.append((binding.order, info.mode, info.origin, binding.statement or binding.value))
-            elif binding.value is not None or binding.tuple_index is not None:
-                events.append((binding.order, Mode.OPAQUE, "", binding.statement or binding.value))
+            event = self._binding_event(binding, function)
+            if event is not None:
+                events.append(event)
         events.sort(key=lambda event: event[0])
         return events
+
+    def _last_event(self, key: str, function: Function, before: int) -> tuple[int, Mode, str, cst.CSTNode] | None:
+        """`mode_events(key, function, before)[-1]` (None: no event), without asking
+        about the bindings that an event after them hides: the mode at a place is what
+        the last event before it left, and asking about every earlier rebinding of a
+        model makes each question about a long script ask about all of the script."""
+        calls = [event for event in self._call_events(key, function) if event[0] < before]
+        # the order `mode_events` sorts its events in: by order, calls before bindings
+        candidates = [(event[0], 0, index, event) for index, event in enumerate(calls)]
+        candidates += [
+            (binding.order, 1, index, binding)
+            for index, binding in enumerate(function.bindings.get(key, []))
+            if binding.order < before
+        ]
+        candidates.sort(key=lambda candidate: candidate[:3])
+        for _, is_binding, _, candidate in reversed(candidates):
+            if not is_binding:
+                return candidate
+            event = self._binding_event(candidate, function)
+            if event is not None:
+                return event
+        return None
+
+    def _binding_event(self, binding: Binding, function: Function) -> tuple[int, Mode, str, cst.CSTNode] | None:
+        """What a binding of a name does to its mode: a model's mode, or an opaque one
+        (rebound to something else); None for a name bound by a loop or an import."""
+        info = self._binding_info(binding, function)
+        if info.is_model:
+            return binding.order, info.mode, info.origin, binding.statement or binding.value
+        if binding.value is not None or binding.tuple_index is not None:
+            return binding.order, Mode.OPAQUE, "", binding.statement or binding.value
+        return None
 
     def _call_events(self, key: str, function: Function) -> list[tuple[int, Mode, str, cst.CSTNode]]:
         """`.eval()`/`.train()` on `key`, and calls into same-file functions that switch it."""
         memo_key = (id(function.node), key)
-        memo = self._events_memo.get(memo_key)
-        if memo is not None:
-            return memo
-        marker = ("events", memo_key)
-        if marker in self._in_progress:
-            self._guard_hits += 1
-            return []  # a same-file call cycle: what the cycle does is not known
-        hits = self._guard_hits
-        self._in_progress.add(marker)
-        try:
-            events = []
-            for call in function.calls:
-                if call.receiver_key == key and call.method in ("eval", "train") and _is_mode_call(call.node):
-                    mode = Mode.EVAL if call.method == "eval" else _train_call_mode(call.node)
-                    events.append((call.site.order, mode, f".{call.method}()", call.node))
-                elif call.callee is not None:
-                    effect = self._callee_effect(call, key)
-                    if effect is not None:
-                        events.append((call.site.order, *effect, call.node))
-        finally:
-            self._in_progress.discard(marker)
-        if self._guard_hits == hits:
-            self._events_memo[memo_key] = events
+        # a same-file call cycle: what the cycle does is not known
+        return self._ask(
+            self._events_memo, memo_key, ("events", memo_key), [], lambda: self._compute_call_events(key, function)
+        )
+
+    def _compute_call_events(self, key: str, function: Function) -> list[tuple[int, Mode, str, cst.CSTNode]]:
+        self.work += 1
+        events = []
+        for call in function.calls:
+            if call.receiver_key == key and call.method in ("eval", "train") and _is_mode_call(call.node):
+                mode = Mode.EVAL if call.method == "eval" else _train_call_mode(call.node)
+                events.append((call.site.order, mode, f".{call.method}()", call.node))
+            elif call.callee is not None:
+                effect = self._callee_effect(call, key)
+                if effect is not None:
+                    events.append((call.site.order, *effect, call.node))
         return events
 
     def _callee_effect(self, call: Call, key: str) -> tuple[Mode, str] | None:
@@ -950,21 +1027,20 @@ class Models:
 
     def mode_at(self, key: str, function: Function, order: int, depth: int = 0) -> tuple[Mode, str]:
         """The mode of model `key` when `function` reaches `order` (straight-line order)."""
+        if depth > 8:
+            return Mode.UNKNOWN, ""  # a chain of callers this long proves nothing
         marker = ("mode", id(function.node), key, order)
-        if marker in self._in_progress or depth > 8:
-            self._guard_hits += 1
-            return Mode.UNKNOWN, ""
-        self._in_progress.add(marker)
-        try:
-            return self._mode_at(key, function, order, depth)
-        finally:
-            self._in_progress.discard(marker)
+        return self._ask(
+            self._mode_memo, (*marker, depth), marker, (Mode.UNKNOWN, ""),
+            lambda: self._mode_at(key, function, order, depth),
+        )
 
     def _mode_at(self, key: str, function: Function, order: int, depth: int) -> tuple[Mode, str]:
+        self.work += 1
         if key.startswith("self."):
-            before = self.mode_events(key, function, order)
-            if before:
-                return self._settled(before[-1], function, order)
+            last = self._last_event(key, function, order)
+            if last is not None:
+                return self._settled(last, function, order)
             # a method the class calls (`self.validate()`): the mode at those calls
             callers = self.callgraph.callers(function)
             if callers:
@@ -974,9 +1050,9 @@ class Models:
             return self._class_state(key, function, depth)
         owner = self.owner_of(key, function)
         if owner is function:
-            before = self.mode_events(key, function, order)
-            if before:
-                return self._settled(before[-1], function, order)
+            last = self._last_event(key, function, order)
+            if last is not None:
+                return self._settled(last, function, order)
             if key in function.params:
                 return self._mode_from_callers(key, function, depth)
             if not function.bindings.get(key):  # not bound here: imported from another module?
@@ -985,10 +1061,9 @@ class Models:
         # a model of an enclosing scope (a script's global): what this function set it
         # to before `order`; else, unless some function switches it to training, its
         # mode where the file calls this function, or what it ends up as there
-        own = self.mode_events(key, function, order)
-        if own:
-            return self._settled(own[-1], function, order)
-        events = self.mode_events(key, owner)
+        own = self._last_event(key, function, order)
+        if own is not None:
+            return self._settled(own, function, order)
         for other in self.program.all_functions():
             if other is not owner and key not in other.bindings:
                 if any(e[1] is Mode.TRAIN for e in self.mode_events(key, other)):
@@ -996,11 +1071,11 @@ class Models:
         callers = self.callgraph.callers(function)
         if callers:
             return _combined([self.mode_at(key, call.site.function, call.site.order, depth + 1) for call in callers])
-        limit = order if owner is function else owner.end + 1
-        before = [event for event in events if event[0] < limit]
-        if not before and owner.is_module_level and not owner.bindings.get(key):
+        limit = owner.end + 1
+        last = self._last_event(key, owner, limit)
+        if last is None and owner.is_module_level and not owner.bindings.get(key):
             return self._imported_mode(key, owner)
-        return self._settled(before[-1], owner, limit) if before else (Mode.UNKNOWN, "")
+        return self._settled(last, owner, limit) if last is not None else (Mode.UNKNOWN, "")
 
     def _imported_mode(self, key: str, function: Function) -> tuple[Mode, str]:
         value = self.imported_value(key, function)
