@@ -215,3 +215,21 @@ def test_relative_imports_above_the_top_package_name_nothing():
     assert absolute_import("models", 2, "pkg.sub") == "pkg.models"
     assert absolute_import("modeling_utils", 3, "pkg.sub") is None  # `from ...x` in pkg/sub/m.py
     assert absolute_import(None, 3, "pkg.sub") is None
+
+
+def test_the_rebinding_tutorial_takes_a_bounded_number_of_summaries(tmp_path: Path):
+    """The 300-line performance tutorial (fixtures/rules/LML101/rebinding_tutorial.py),
+    which rebinds its model again and again and hands it to `benchmark` helpers: every
+    function's effects and every parameter's callers computed, each once."""
+    tutorial = Path(__file__).resolve().parent.parent / "fixtures" / "rules" / "LML101" / "rebinding_tutorial.py"
+    facts = project(tmp_path, {"tutorial.py": tutorial.read_text(encoding="utf-8")})
+    summaries = facts.summaries
+    module = facts.modules["tutorial"]
+    refs = [FunctionRef("tutorial", name) for name in module.functions]
+    for ref in refs:
+        summaries.effects(ref)
+        for parameter in module.functions[ref.name].params:
+            summaries.parameter_value(ref, parameter)
+    per_function = summaries.work / max(len(refs), 1)
+    # measured: 72 answers for its 10 functions; a blow-up would be thousands
+    assert per_function < 20, (summaries.work, len(refs))
