@@ -354,7 +354,7 @@ def run_targets(
     are done. The result is the same whichever way."""
     from lintml.project import facts as project_facts
 
-    project_facts.clear()  # a run reads each project as it is now
+    project_facts.refresh()  # a run reads each project as it is now
     result = RunResult()
     files = list(_collect(targets, result, force_exclude))
     total = len(files)

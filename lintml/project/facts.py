@@ -101,6 +101,7 @@ class ProjectFacts:
         self.summaries = Summaries(self.modules, layout.resolve)
         self.summaries.candidates = self.modules_naming
         self.summaries.assigns = self.may_assign
+        self._stamps = self._disk_stamps()
         self._postings: dict[bytes, list[str]] | None = None  # identifier -> modules that have it
         self._overrides: dict[str, frozenset[bytes]] = {}  # a view's module -> its text's identifiers
         self._texts: dict[str, str] = {}  # module -> text that stands for its file (a view's)
@@ -189,6 +190,26 @@ class ProjectFacts:
         if path.suffix.lower() == ".ipynb":
             return parse_module(_notebook_source(data), module, False)
         return parse_module(data, module, self.layout.is_package(module))
+
+    def _disk_stamps(self) -> dict[str, tuple[int, int]]:
+        stamps = {}
+        folders = {str(self.layout.root)}
+        for path in self.layout.modules.values():
+            folders.add(os.path.dirname(path))
+            try:
+                stat = os.stat(path)
+                stamps[str(path)] = (stat.st_size, stat.st_mtime_ns)
+            except OSError:
+                stamps[str(path)] = (-1, -1)
+        for folder in folders:
+            try:
+                stamps[folder] = (0, os.stat(folder).st_mtime_ns)  # a file added or removed there
+            except OSError:
+                stamps[folder] = (-1, -1)
+        return stamps
+
+    def changed_on_disk(self) -> bool:
+        return self._disk_stamps() != self._stamps
 
     def _bytes(self, module: str) -> bytes:
         path = self.layout.path_of(module)
@@ -386,30 +407,10 @@ def project_for(path: Path, config=None, refresh: bool = False) -> ProjectFacts:
     key = (str(root), _config_key(config))
     with _lock:
         project = _projects.get(key)
-        if project is None or (refresh and _stale(project)):
+        if project is None or (refresh and project.changed_on_disk()):
             project = ProjectFacts(build_layout(root, config))
             _projects[key] = project
         return project
-
-
-def _stale(project: ProjectFacts) -> bool:
-    """A module read before has changed on disk (checked by size and time, cheaply)."""
-    stamps = getattr(project, "_stamps", None)
-    current = {}
-    for module in dict.keys(project.modules):
-        path = project.layout.path_of(module)
-        try:
-            stat = os.stat(path)
-        except (OSError, TypeError):
-            return True
-        current[module] = (stat.st_size, stat.st_mtime_ns)
-    if stamps is None:
-        project._stamps = current
-        return False
-    if any(stamps.get(module, value) != value for module, value in current.items()):
-        return True
-    stamps.update(current)
-    return False
 
 
 def _config_key(config) -> object:
@@ -464,6 +465,16 @@ def current_package() -> str | None:
     from lintml.project.index import package_of
 
     return package_of(module, project.layout.is_package(module))
+
+
+def refresh() -> None:
+    """Forget the projects whose files or folders changed on disk since they were read
+    (a file edited, added or removed): the next question reads them anew. Cheap: one
+    `stat` a file and a folder."""
+    with _lock:
+        for key, project in list(_projects.items()):
+            if project.changed_on_disk():
+                del _projects[key]
 
 
 def clear() -> None:
