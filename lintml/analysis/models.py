@@ -231,8 +231,9 @@ class Models:
                     # `class DacModel(DacPreTrainedModel)` with its own `forward`, where the
                     # file's base class derives from a base lintml cannot resolve
                     result = any(self._unresolved_ancestry(other, set()) for other in others)
-            elif qualified is None:
-                # a base lintml cannot resolve (a relative import in a library): known
+            elif qualified is None or self._unread_project_name(qualified):
+                # a base lintml cannot resolve (a relative import in a library, or a name
+                # of the project it cannot read as a class: a lazy `__init__`): known
                 # module base names and model class names (`...ForCausalLM`) are modules
                 name = (dotted_name(base.value) or "").rsplit(".", 1)[-1]
                 result = (
@@ -253,6 +254,15 @@ class Models:
             )
         self._module_class[key] = result
         return result
+
+    def _unread_project_name(self, qualified: str) -> bool:
+        """A name of the file's own package (a relative import made absolute) that the
+        project facts do not read as a class: a lazy `__init__`, a module outside the
+        project's layout. It is as unknown as an import lintml cannot resolve."""
+        package = self.imports.package
+        if not package:
+            return self.summaries.resolve(self.facts.module, qualified) is not None
+        return qualified.split(".", 1)[0] == package.split(".", 1)[0]
 
     def _unresolved_ancestry(self, cls: Class, seen: set[int]) -> bool:
         """Some base of `cls`, or of the file's classes it derives from, cannot be resolved."""
