@@ -96,6 +96,13 @@ OPTIMIZER_CLASS = re.compile(
     r"|Shampoo|Lars|LARS|Novograd|NovoGrad|Prodigy|Yogi|Adan|Ranger|Lookahead)"
 )
 NOT_OPTIMIZER = ("lr_scheduler", "swa_utils", "Scheduler", "GradScaler", "tensorflow", "keras", "optax", "jax")
+# Calls that return the module they are given (wrappers keep the wrapped model's mode).
+PASSTHROUGH = frozenset(
+    {"torch.compile", "copy.deepcopy", "torch.nn.DataParallel", "torch.nn.parallel.DataParallel",
+     "torch.nn.parallel.DistributedDataParallel", "torch.nn.parallel.distributed.DistributedDataParallel",
+     "peft.get_peft_model", "peft.mapping.get_peft_model", "torch.jit.script", "torch.jit.trace",
+     "torch.nn.SyncBatchNorm.convert_sync_batchnorm"}
+)  # fmt: skip
 # transformers' and diffusers' pipeline factories: they run their model without grad
 PIPELINE_FACTORIES = frozenset({"transformers.pipeline", "transformers.pipelines.pipeline"})
 

@@ -49,23 +49,12 @@ class ModelInfo:
 NOT_A_MODEL = ModelInfo(False)
 UNKNOWN = ModelInfo(None)
 
-# Libraries whose `from_pretrained` makes models when the class is a model class.
-MODEL_LIBRARIES = ("transformers", "diffusers", "peft", "sentence_transformers", "optimum", "timm")
-_NOT_MODEL_CLASS = re.compile(
-    r"(Tokenizer|Processor|Config|FeatureExtractor|ImageProcessor|Scheduler|Collator|Args|Arguments|"
-    r"Output|Pipeline|Trainer|Callback|Quantizer|Extractor|Encoding|Dataset)"
-)
-_MODEL_CLASS = re.compile(r"(^Auto.*Model|Model|For[A-Z]|^[A-Z][A-Za-z0-9]*Net|Transformer$|^SentenceTransformer|^UNet|^VQ|^Autoencoder)")
-_PIPELINE_CLASS = re.compile(r"Pipeline$|^DiffusionPipeline")
-# Well-known nn.Module bases besides torch.nn.Module itself.
-MODULE_BASES = frozenset(
-    {"torch.nn.Module", "torch.nn.modules.module.Module", "torch.nn.Sequential", "torch.nn.ModuleList",
-     "transformers.PreTrainedModel", "transformers.modeling_utils.PreTrainedModel",
-     "pytorch_lightning.LightningModule", "lightning.LightningModule", "lightning.pytorch.LightningModule",
-     "lightning.pytorch.core.LightningModule", "pytorch_lightning.core.LightningModule",
-     "diffusers.ModelMixin", "diffusers.models.modeling_utils.ModelMixin",
-     "sentence_transformers.SentenceTransformer"}
-)  # fmt: skip
+# What library names make is kinds' to say (shared with the project facts).
+MODEL_LIBRARIES = kinds.MODEL_LIBRARIES
+_NOT_MODEL_CLASS = kinds.NOT_MODEL_CLASS
+_MODEL_CLASS = kinds.MODEL_CLASS
+_PIPELINE_CLASS = kinds.PIPELINE_CLASS
+MODULE_BASES = kinds.MODULE_BASES
 _MODULE_BASE_NAMES = frozenset({"Module", "ModelMixin", "PreTrainedModel", "LightningModule", "Sequential", "ModuleList"})
 # nn classes that are modules but never "the model": losses and containers of parameters
 _NN_NOT_MODELS = re.compile(
@@ -77,12 +66,7 @@ _NN_NOT_MODELS = re.compile(
     r"|(Zero|Constant|Reflection|Replication|Circular)Pad\dd|(Max|Avg|AdaptiveAvg|AdaptiveMax|LP)Pool\dd)$"
 )
 # Calls that return the module they are given (wrappers keep the wrapped model's mode).
-PASSTHROUGH = frozenset(
-    {"torch.compile", "copy.deepcopy", "torch.nn.DataParallel", "torch.nn.parallel.DataParallel",
-     "torch.nn.parallel.DistributedDataParallel", "torch.nn.parallel.distributed.DistributedDataParallel",
-     "peft.get_peft_model", "peft.mapping.get_peft_model", "torch.jit.script", "torch.jit.trace",
-     "torch.nn.SyncBatchNorm.convert_sync_batchnorm"}
-)  # fmt: skip
+PASSTHROUGH = kinds.PASSTHROUGH
 # torch.ao.quantization and its legacy name: what fuses, prepares or converts a model
 # returns it (or its copy) in the mode it had; `quantize` and `quantize_dynamic` call
 # `.eval()` on it themselves.
@@ -1322,15 +1306,4 @@ def _train_call_mode(call: cst.Call) -> Mode:
     return Mode.TRAIN
 
 
-def _is_library_model_class(qualified: str) -> bool:
-    library = qualified.split(".", 1)[0]
-    if library not in MODEL_LIBRARIES:
-        return False
-    tail = qualified.rsplit(".", 1)[-1]
-    if not tail[:1].isupper():
-        return False
-    if _PIPELINE_CLASS.search(tail):
-        return library in ("diffusers",)
-    if _NOT_MODEL_CLASS.search(tail):
-        return False
-    return bool(_MODEL_CLASS.search(tail)) or qualified in MODULE_BASES
+_is_library_model_class = kinds.is_library_model_class

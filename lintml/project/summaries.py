@@ -17,13 +17,7 @@ from lintml.analysis import kinds
 from lintml.analysis.kinds import Value
 from lintml.project.index import CallSite, ClassFacts, FunctionFacts, ModuleFacts
 
-# calls that return the module they are given
-PASSTHROUGH = frozenset(
-    {"torch.compile", "copy.deepcopy", "torch.nn.DataParallel", "torch.nn.parallel.DataParallel",
-     "torch.nn.parallel.DistributedDataParallel", "torch.nn.parallel.distributed.DistributedDataParallel",
-     "peft.get_peft_model", "peft.mapping.get_peft_model", "torch.jit.script", "torch.jit.trace",
-     "torch.nn.SyncBatchNorm.convert_sync_batchnorm"}
-)  # fmt: skip
+PASSTHROUGH = kinds.PASSTHROUGH  # calls that return the module they are given
 MODEL_FACTORIES = frozenset({"timm.create_model", "timm.models.create_model", "torch.hub.load", "torch.jit.load"})
 TENSOR_FACTORIES = frozenset(
     {"torch.randn", "torch.rand", "torch.randint", "torch.zeros", "torch.ones", "torch.tensor", "torch.empty",
@@ -600,14 +594,7 @@ class Summaries:
             return kinds.UNKNOWN
         found = self.class_named(where.module, owner)
         if found is not None:
-            module, cls = found
-            if self.is_pipeline_class(module, cls.name):
-                return kinds.of(kinds.PIPELINE)
-            if not self.is_module_class(module, cls.name):
-                return kinds.of(kinds.NON_TENSOR)
-            value = kinds.of(kinds.MODEL, cls=f"{module}:{cls.name}", mode="eval" if method != "from_config" else "default",
-                             mode_dependent=self.mode_dependent(module, cls.name))
-            return _with_chain(value, chain)
+            return self._instance(*found, "eval" if method != "from_config" else "default", chain)
         if kinds.is_pipeline_class(owner):
             return kinds.of(kinds.PIPELINE)
         if kinds.is_library_model_class(owner):
@@ -615,6 +602,16 @@ class Summaries:
         if owner.split(".", 1)[0] in kinds.MODEL_LIBRARIES:
             return kinds.of(kinds.NON_TENSOR)  # tokenizers, processors, configs
         return kinds.UNKNOWN
+
+    def _instance(self, module: str, cls: ClassFacts, mode: str, chain) -> Value:
+        """An instance of a project class: a pipeline, a model (in `mode`, then as the
+        chain of `.eval()`/`.train()` leaves it), or a plain object."""
+        if self.is_pipeline_class(module, cls.name):
+            return kinds.of(kinds.PIPELINE)
+        if not self.is_module_class(module, cls.name):
+            return kinds.of(kinds.NON_TENSOR)
+        value = kinds.of(kinds.MODEL, cls=f"{module}:{cls.name}", mode=mode, mode_dependent=self.mode_dependent(module, cls.name))
+        return _with_chain(value, chain)
 
     def _item_value(self, where: FunctionRef, base, key) -> Value:
         """`base[key]` / `base.key` of a dict literal, an nn.ModuleDict, a tuple."""
@@ -656,14 +653,7 @@ class Summaries:
             return _with_chain(self.value(where, args[0]), chain)
         found = self.class_named(where.module, callee)
         if found is not None:
-            module, cls = found
-            if self.is_pipeline_class(module, cls.name):
-                return kinds.of(kinds.PIPELINE)
-            if not self.is_module_class(module, cls.name):
-                return kinds.of(kinds.NON_TENSOR)
-            value = kinds.of(kinds.MODEL, cls=f"{module}:{cls.name}", mode="default",
-                             mode_dependent=self.mode_dependent(module, cls.name))
-            return _with_chain(value, chain)
+            return self._instance(*found, "default", chain)
         function = self.function_named(where.module, callee)
         if function is not None:
             return _with_chain(self.returned(function), chain)
