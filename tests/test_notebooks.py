@@ -463,3 +463,25 @@ def test_a_notebook_imports_project_modules_like_a_script(tmp_path, capsys, monk
     code, lines, _ = concise(root, capsys, monkeypatch, "--select", "LML201", "explore.ipynb")
     assert code == 1
     assert parse_concise(lines) == {"explore.ipynb": [(4, 2, 9, "LML201")]}
+
+
+def test_a_notebooks_calls_count_as_callers_of_project_functions(tmp_path, capsys, monkeypatch):
+    """`train(model, optimizer, loader)` in utils.py is only called from a notebook, with
+    an SGD optimizer: its missing zero_grad is LML501 when utils.py is checked."""
+    root = make_project(
+        tmp_path / "proj",
+        {
+            "utils.py": "def train(model, optimizer, loader):\n    for x, y in loader:\n"
+            "        loss = (model(x) - y).pow(2).mean()\n        loss.backward()\n        optimizer.step()\n",
+        },
+    )
+    write_notebook(
+        root / "run.ipynb",
+        [
+            "import torch\nfrom utils import train",
+            "%matplotlib inline\nmodel = torch.nn.Linear(2, 1)\ntrain(model, torch.optim.SGD(model.parameters(), lr=0.1), loader)",
+        ],
+    )
+    code, lines, _ = concise(root, capsys, monkeypatch, "--select", "LML501", "utils.py")
+    assert code == 1
+    assert [line.split(" ", 2)[:2] for line in lines] == [["utils.py:5:9:", "LML501"]]

@@ -6,7 +6,7 @@ process and root and rebuilt only for the modules whose bytes changed. `for_file
 gives the view a check of one text uses: that module's index is read from the text being
 checked (an editor buffer, a fix in progress), the others from disk.
 
-Findings of a file depend on the facts it asked for: `FileFacts.dependencies` lists
+Findings of a file depend on the facts it asked for: `FileFacts.pending` lists
 them (a module's index, the callers of a function), each with a digest, so the result
 cache can tell whether a stored result still holds after another file was edited.
 """
@@ -21,12 +21,12 @@ import re
 import threading
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from lintml.project.index import ModuleFacts, index_module
 from lintml.project.layout import Layout, build_layout, find_root
-from lintml.project.summaries import FunctionRef, Summaries
+from lintml.project.summaries import Summaries
 
 _lock = threading.Lock()
 _WORD = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
@@ -52,15 +52,15 @@ def parse_module(data: bytes | str, module: str, is_package: bool) -> ModuleFact
 
 
 def _notebook_source(data: bytes) -> str:
-    """A notebook's code cells joined, IPython lines left out (as lintml checks it)."""
+    """A notebook's code cells joined, IPython lines left out: the program lintml checks
+    for it. Nothing for a notebook lintml cannot read."""
+    from lintml.notebooks import NotebookError, build_program, parse_notebook
+
     try:
-        from lintml.notebooks import code_of_notebook
-    except ImportError:  # pragma: no cover
+        notebook = parse_notebook(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, NotebookError):
         return ""
-    try:
-        return code_of_notebook(data.decode("utf-8"))
-    except Exception:  # not a notebook lintml can read: no facts from it
-        return ""
+    return build_program(notebook.cells).text if notebook.is_python else ""
 
 
 class _Modules(dict):
@@ -94,14 +94,18 @@ class _Modules(dict):
 
 
 class ProjectFacts:
-    def __init__(self, layout: Layout) -> None:
+    def __init__(self, layout: Layout, base: "ProjectFacts | None" = None) -> None:
+        """The facts of the project laid out in `layout`; with `base`, a view of it in
+        which one module's text (set by `for_file`) stands for its file."""
         self.layout = layout
-        self.digests: dict[str, str] = {}  # module -> digest of the bytes its index came from
+        self.base = base
+        self.digests: dict[str, str] = dict(base.digests) if base else {}  # module -> digest of its bytes
         self.modules = _Modules(self)
         self.summaries = Summaries(self.modules, layout.resolve)
         self.summaries.candidates = self.modules_naming
         self.summaries.assigns = self.may_assign
-        self._stamps = self._disk_stamps()
+        # what the files and folders were when the project was read (a view: its base's)
+        self._stamps = base._stamps if base else self._disk_stamps()
         self._postings: dict[bytes, list[str]] | None = None  # identifier -> modules that have it
         self._overrides: dict[str, frozenset[bytes]] = {}  # a view's module -> its text's identifiers
         self._texts: dict[str, str] = {}  # module -> text that stands for its file (a view's)
@@ -137,14 +141,17 @@ class ProjectFacts:
 
     def _modules_with(self, word: str) -> set[str]:
         """The modules whose text has `word` as an identifier (one scan of every file,
-        the first time: an index from identifier to modules)."""
-        if self._postings is None:
-            postings: dict[bytes, list[str]] = {}
-            for module in self.layout.modules:
-                for found in set(_WORD.findall(self._source_bytes(module))):
-                    postings.setdefault(found, []).append(module)
-            self._postings = postings
-        found = set(self._postings.get(word.encode(), ()))
+        the first time: an index from identifier to modules; a view shares its base's)."""
+        if self.base is not None:
+            found = self.base._modules_with(word)
+        else:
+            if self._postings is None:
+                postings: dict[bytes, list[str]] = {}
+                for module in self.layout.modules:
+                    for word_found in set(_WORD.findall(self._source_bytes(module))):
+                        postings.setdefault(word_found, []).append(module)
+                self._postings = postings
+            found = set(self._postings.get(word.encode(), ()))
         for module, words in self._overrides.items():  # a view's text for its module
             if word.encode() in words:
                 found.add(module)
@@ -221,18 +228,12 @@ class ProjectFacts:
         return data
 
     def snapshot(self) -> str:
-        """A digest of every project file's path, size and modification time: equal
-        snapshots mean nothing in the project changed."""
+        """A digest of every project file's and folder's size and modification time when
+        the project was read: equal snapshots mean nothing in the project changed."""
         found = getattr(self, "_snapshot", None)
         if found is None:
-            digest = hashlib.blake2b(digest_size=16)
-            for module, path in sorted(self.layout.modules.items()):
-                try:
-                    stat = os.stat(path)
-                    digest.update(f"{module}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
-                except OSError:
-                    digest.update(f"{module}\0-\n".encode("utf-8", "surrogateescape"))
-            found = self._snapshot = digest.hexdigest()
+            text = repr(sorted(self._stamps.items()))
+            found = self._snapshot = digest_of(text.encode("utf-8", "surrogateescape"))
         return found
 
     def dependency_digest(self, dependency: tuple) -> str:
@@ -288,11 +289,6 @@ class ProjectFacts:
             )
         return found
 
-    def index_all(self) -> None:
-        """Read every module now (before worker processes fork, so they share it)."""
-        for _ in self.modules.items():
-            pass
-
     def for_file(self, path: Path | None, text: str) -> "FileFacts":
         """The facts a check of `text` (the file at `path`) uses."""
         module = self.layout.module_of(path) if path is not None else None
@@ -305,25 +301,13 @@ class ProjectFacts:
             self.summaries.record = set()
             return FileFacts(self, module, self.summaries)
         # the text differs from the file on disk: a view with this module read from it
-        view = ProjectFacts.__new__(ProjectFacts)
-        view.layout = self.layout
-        view.digests = dict(self.digests)
-        view.modules = _Modules(view)
+        view = ProjectFacts(self.layout, base=self)
         for name in dict.keys(self.modules):
             if name != module:
                 dict.__setitem__(view.modules, name, dict.__getitem__(self.modules, name))
         view._texts = {module: text}
         view.digests[module] = digest_of(data)
-        view._naming = {}
-        view._assigned = {}
-        view._held = {}
-        view._facts_digests = {}
-        self._modules_with("")  # the project's index of identifiers, shared with the view
-        view._postings = self._postings
         view._overrides = {module: frozenset(_WORD.findall(data))}
-        view.summaries = Summaries(view.modules, self.layout.resolve)
-        view.summaries.candidates = view.modules_naming
-        view.summaries.assigns = view.may_assign
         view.summaries.record = set()
         return FileFacts(view, module, view.summaries)
 
@@ -357,7 +341,6 @@ class FileFacts:
     project: ProjectFacts | None
     module: str
     summaries: Summaries
-    used: set = field(default_factory=set)  # the facts asked for: (kind, subject)
 
     @classmethod
     def alone(cls, text: str, module: str = "__main__") -> "FileFacts":
@@ -366,17 +349,10 @@ class FileFacts:
         summaries = Summaries({module: facts}, lambda importer, absolute: None)
         return cls(None, module, summaries)
 
-    def function_ref(self, name: str) -> FunctionRef:
-        return FunctionRef(self.module, name)
-
-    def dependencies(self) -> list[list]:
-        """[kind, subject..., digest] of every project fact the check asked for, other
-        than the checked module's own text (the cache key holds that)."""
-        return self.pending().resolve()
-
     def pending(self) -> "PendingDependencies":
         """What the check asked for, its digests computed only when needed (a result
-        that is not stored in the cache needs none)."""
+        that is not stored in the cache needs none): [kind, subject..., digest] of every
+        project fact but the checked module's own text (the cache key holds that)."""
         recorded = self.summaries.record or set()
         self.summaries.record = None
         return PendingDependencies(self.project, self.module, frozenset(recorded))
