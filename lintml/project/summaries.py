@@ -11,7 +11,7 @@ exponential in the length of a chain. `work` counts the answers computed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from lintml.analysis import kinds
 from lintml.analysis.kinds import Value
@@ -56,13 +56,6 @@ class FunctionRef:
 # the callers of a function called from too many modules (see MAX_CALLING_MODULES)
 UNREAD_CALLER = FunctionRef("<unread>", "<unread>")
 UNREAD_SITE = CallSite(0, None, (), {}, False)
-
-
-@dataclass
-class CallerArg:
-    caller: FunctionRef
-    site: CallSite
-    value: object  # the Ref passed, or None when not known (`*args`)
 
 
 class Summaries:
@@ -164,31 +157,27 @@ class Summaries:
     # -- classes ---------------------------------------------------------------------
 
     def is_module_class(self, module: str, name: str) -> bool:
-        return self._ask(("module-class", module, name), lambda: self._is_module_class(module, name), False)
-
-    def _is_module_class(self, module: str, name: str) -> bool:
-        cls = self.modules[module].classes[name]
-        for base in cls.bases:
-            if base in kinds.MODULE_BASES or kinds.is_library_model_class(base):
-                return True
-            found = self.class_named(module, base)
-            if found is not None and self.is_module_class(found[0], found[1].name):
-                return True
-        return False
+        """Subclasses nn.Module or a known model base, through the project's classes."""
+        return self._derives("module-class", module, name, lambda base: base in kinds.MODULE_BASES or kinds.is_library_model_class(base))
 
     def is_pipeline_class(self, module: str, name: str) -> bool:
         """Derives from a diffusers pipeline: its instances are pipelines (Amendment 16)."""
-        return self._ask(("pipeline-class", module, name), lambda: self._is_pipeline_class(module, name), False)
+        return self._derives("pipeline-class", module, name, kinds.is_pipeline_class)
 
-    def _is_pipeline_class(self, module: str, name: str) -> bool:
-        cls = self.modules[module].classes[name]
-        for base in cls.bases:
-            if kinds.is_pipeline_class(base):
-                return True
-            found = self.class_named(module, base)
-            if found is not None and self.is_pipeline_class(found[0], found[1].name):
-                return True
-        return False
+    def _derives(self, question: str, module: str, name: str, library_base) -> bool:
+        """Some base of the class, or of the project's classes it derives from, is a
+        library class `library_base` accepts (a cycle of bases: no)."""
+
+        def compute() -> bool:
+            for base in self.modules[module].classes[name].bases:
+                if library_base(base):
+                    return True
+                found = self.class_named(module, base)
+                if found is not None and self._derives(question, found[0], found[1].name, library_base):
+                    return True
+            return False
+
+        return self._ask((question, module, name), compute, False)
 
     def mode_dependent(self, module: str, name: str) -> bool | None:
         """Whether instances may hold a layer whose behaviour depends on the mode
@@ -547,12 +536,7 @@ class Summaries:
             top = FunctionRef(where.module, "<module>")
             return kinds.join(self.value(top, bound) for bound in module.bindings[name])
         if module is not None and "." not in name and name in module.imports:
-            found = self.resolve(where.module, module.imports[name])
-            if found is not None and found[1] and "." not in found[1]:
-                other = self.modules.get(found[0])
-                if other is not None and found[1] in other.bindings:  # `from models import model`
-                    top = FunctionRef(found[0], "<module>")
-                    return kinds.join(self.value(top, bound) for bound in other.bindings[found[1]])
+            return self.module_binding(where.module, module.imports[name])  # `from models import model`
         return kinds.UNKNOWN
 
     def module_binding(self, importer: str, absolute: str) -> Value:
