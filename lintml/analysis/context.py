@@ -23,9 +23,8 @@ import libcst as cst
 
 from lintml.analysis.callgraph import CallGraph
 from lintml.analysis.flow import ValueFlow
-from lintml.analysis.models import Mode, Models, qualname
+from lintml.analysis.models import Mode, Models
 from lintml.analysis.program import Call, Function, Loop, Program, Site, chain_base, grad_mode_of, named_grad_off, words
-from lintml.project.summaries import FunctionRef
 
 INFERENCE_WORDS = frozenset(
     {"predict", "prediction", "predictions", "infer", "inference", "evaluate", "evaluation", "eval",
@@ -105,7 +104,7 @@ class Contexts:
                 result = self.function_grad_disabled(function.parent)
             if not result:
                 callers = self.callgraph.callers(function)
-                elsewhere = self._project_callers(function)
+                elsewhere = self.models.outside_callers(function)
                 result = (
                     bool(callers or elsewhere)
                     and all(self.grad_disabled(call.site) for call in callers)
@@ -113,18 +112,6 @@ class Contexts:
                 )
         self._grad_memo[key] = result
         return result
-
-    def _project_callers(self, function: Function) -> list:
-        """(caller, call site) of the calls of `function` in the project's other files."""
-        name = qualname(function)
-        if name is None or name == "<module>":
-            return []
-        module = self.models.facts.module
-        summaries = self.models.summaries
-        ref = FunctionRef(module, name)
-        if not summaries.may_be_called_from_outside(ref):
-            return []
-        return [(caller, site) for caller, site in summaries.callers(ref) if caller.module != module]
 
     # -- where forwards are inference ------------------------------------------------
 
@@ -233,7 +220,7 @@ class Contexts:
         callers = self.callgraph.callers(function)
         # a caller in another file counts only where it runs without grad: its other
         # inference signals are not known here
-        elsewhere = self._project_callers(function)
+        elsewhere = self.models.outside_callers(function)
         result = (
             bool(callers or elsewhere)
             and all(self._inference_call(call) for call in callers)

@@ -21,6 +21,7 @@ from lintml.analysis import kinds
 from lintml.analysis.callgraph import CallGraph
 from lintml.analysis.imports import dotted_name
 from lintml.analysis.program import Binding, Call, Class, Function, Program, chain_base, owner_of
+from lintml.project.summaries import FunctionRef
 
 
 class Mode(enum.Enum):
@@ -471,43 +472,38 @@ class Models:
             return None
         return self.summaries.function_named(self.facts.module, qualified)
 
-    def project_parameter(self, parameter: str, function: Function) -> kinds.Value:
-        """What callers in the project's other files pass for `parameter`. Not asked for
-        the methods of an nn.Module (model code: its `__init__(norm_layer=...)` factories
-        are not call sites any rule reports)."""
+    def callable_ref(self, function: Function) -> FunctionRef | None:
+        """The project's name of a function other files can call; None for the module's
+        own code, a nested function, and the methods of an nn.Module (model code: its
+        `__init__(norm_layer=...)` factories are not call sites any rule reports)."""
         name = qualname(function)
         if name is None or name == "<module>" or self.in_module_class(function):
-            return kinds.UNKNOWN
-        from lintml.project.summaries import FunctionRef
+            return None
+        return FunctionRef(self.facts.module, name)
 
-        return self.summaries.parameter_value(
-            FunctionRef(self.facts.module, name), parameter, self.facts.module, _passed_params(function)
-        )
+    def project_parameter(self, parameter: str, function: Function) -> kinds.Value:
+        """What callers in the project's other files pass for `parameter`."""
+        ref = self.callable_ref(function)
+        if ref is None:
+            return kinds.UNKNOWN
+        return self.summaries.parameter_value(ref, parameter, self.facts.module, _passed_params(function))
 
     def project_arguments(self, parameter: str, function: Function) -> list[kinds.Value]:
         """What each caller in the project's other files passes for `parameter`."""
-        name = qualname(function)
-        if name is None or name == "<module>" or self.in_module_class(function):
+        ref = self.callable_ref(function)
+        if ref is None:
             return []
-        from lintml.project.summaries import FunctionRef
+        return self.summaries.passed_values(ref, parameter, self.facts.module, _passed_params(function)) or []
 
-        return (
-            self.summaries.passed_values(
-                FunctionRef(self.facts.module, name), parameter, self.facts.module, _passed_params(function)
-            )
-            or []
-        )
+    def outside_callers(self, function: Function) -> list:
+        """(caller, call site) of each call of `function` in the project's other files."""
+        ref = self.callable_ref(function)
+        if ref is None or not self.summaries.may_be_called_from_outside(ref):
+            return []
+        return [(caller, site) for caller, site in self.summaries.callers(ref) if caller.module != self.facts.module]
 
     def _has_project_callers(self, function: Function) -> bool:
-        name = qualname(function)
-        if name is None or name == "<module>" or self.in_module_class(function):
-            return False
-        from lintml.project.summaries import FunctionRef
-
-        ref = FunctionRef(self.facts.module, name)
-        if not self.summaries.may_be_called_from_outside(ref):
-            return False
-        return any(caller.module != self.facts.module for caller, _ in self.summaries.callers(ref))
+        return bool(self.outside_callers(function))
 
     def _project_call(self, qualified: str, call: cst.Call, function: Function, order: int, depth: int) -> ModelInfo | None:
         """What a call of a project class or function of another file makes."""
@@ -864,8 +860,6 @@ class Models:
         name = qualname(callee) if callee is not None and callee is not function else None
         if name is None or name == "<module>":
             return None
-        from lintml.project.summaries import FunctionRef
-
         for target, effect in self.summaries.effects(FunctionRef(self.facts.module, name)).items():
             if effect.forward != "grad":
                 continue
