@@ -31,6 +31,7 @@ from lintml.project.summaries import Summaries
 _lock = threading.Lock()
 _WORD = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
 _projects: dict[tuple[str, object], "ProjectFacts"] = {}
+_roots: dict[str, Path] = {}  # a checked file's folder -> its project root
 
 
 def digest_of(data: bytes) -> str:
@@ -379,7 +380,10 @@ def project_for(path: Path, config=None, refresh: bool = False) -> ProjectFacts:
     """The facts of the project around `path`, cached per root and configuration for
     this process. With `refresh` (a long-lived process: the language server), a project
     whose files changed on disk since they were read is read again."""
-    root = find_root(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    root = _roots.get(folder)
+    if root is None:  # one walk up a folder, not one a file
+        root = _roots[folder] = find_root(path)
     key = (str(root), _config_key(config))
     with _lock:
         project = _projects.get(key)
@@ -448,6 +452,7 @@ def refresh() -> None:
     (a file edited, added or removed): the next question reads them anew. Cheap: one
     `stat` a file and a folder."""
     with _lock:
+        _roots.clear()  # a marker file may have come or gone
         for key, project in list(_projects.items()):
             if project.changed_on_disk():
                 del _projects[key]
@@ -456,3 +461,4 @@ def refresh() -> None:
 def clear() -> None:
     with _lock:
         _projects.clear()
+        _roots.clear()
