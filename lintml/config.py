@@ -89,10 +89,26 @@ class Config:
 
     # -- which files are checked ----------------------------------------------------
 
-    def is_excluded(self, path: Path) -> bool:
+    def is_excluded(self, path: Path | str) -> bool:
         """Whether a file or folder met while walking a folder is skipped. Paths named
         on the command line are always checked (as Ruff does)."""
-        return _exclude_matcher((*self.exclude, *self.extend_exclude))(str(self.relative(path)))
+        return self.exclusion_test()(os.fspath(path))
+
+    def exclusion_test(self):
+        """`is_excluded` as one function of a path's text, for a walk that asks it of
+        every file: paths below the root are cut to their relative text, no Path made."""
+        matches = _exclude_matcher((*self.exclude, *self.extend_exclude))
+        root_prefix = str(self.root) + os.sep
+        relative = self.relative
+
+        def excluded(path: str) -> bool:
+            absolute = os.path.abspath(path)
+            if absolute.startswith(root_prefix):
+                text = absolute[len(root_prefix) :]
+                return matches(text.replace(os.sep, "/") if os.sep != "/" else text)
+            return matches(str(relative(path)))
+
+        return excluded
 
     def is_excluded_named(self, path: Path) -> bool:
         """Whether a path named on the command line is skipped under `--force-exclude`:

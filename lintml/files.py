@@ -40,18 +40,18 @@ def iter_python_files(path: Path, config: Config, force_exclude: bool = False, *
     if not path.is_dir():
         yield path
         return
-    for folder, folder_names, file_names in os.walk(path):
-        here = Path(folder)
+    excluded, join, exists = config.exclusion_test(), os.path.join, os.path.exists
+    for folder, folder_names, file_names in os.walk(path):  # text, not Path objects: a layout walks every file
         folder_names[:] = sorted(
             name
             for name in folder_names
-            if not config.is_excluded(here / name)
-            and not (here / name / "pyvenv.cfg").exists()
+            if not excluded(join(folder, name))
+            and not exists(join(folder, name, "pyvenv.cfg"))
             and not (notebooks and name == ".ipynb_checkpoints")  # Jupyter's autosave copies
         )
         for name in sorted(file_names):
-            if name.endswith(suffixes) and not config.is_excluded(here / name):
-                yield here / name
+            if name.endswith(suffixes) and not excluded(location := join(folder, name)):
+                yield Path(location)
 
 
 @dataclass

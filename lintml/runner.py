@@ -432,6 +432,8 @@ def _facts_check(path: Path, config: Config):
     def still_holds(dependencies: list | None, snapshot: str | None) -> bool:
         from lintml.project.facts import project_for
 
+        if dependencies is not None and not dependencies:
+            return True  # it asked nothing of other files: no need to read the project
         project = project_for(path, config)
         if dependencies is None:  # a notebook: any change in the project re-checks it
             return snapshot is not None and snapshot == project.snapshot()

@@ -55,13 +55,20 @@ def _module_name(node: cst.BaseExpression | None) -> str:
 class ImportTable:
     """Scopes and their bindings for one module; answers `qualified_name(expr, scope)`."""
 
-    def __init__(self, module: cst.Module, package: str | None = None) -> None:
+    def __init__(self, module: cst.Module, package=None) -> None:
         # the package the file is in (`pkg.models` for pkg/models/unet.py): relative
-        # imports mean names of the project there; None: they mean nothing known
-        self.package = package
+        # imports mean names of the project there; None: they mean nothing known. A
+        # function giving it is asked only if the file has a relative import.
+        self._package = package
         self.module_scope = Scope(module, None)
         self.scopes: dict[int, Scope] = {id(module): self.module_scope}
         self._collect_block(module.body, self.module_scope)
+
+    @property
+    def package(self) -> str | None:
+        if callable(self._package):
+            self._package = self._package()
+        return self._package
 
     # -- questions -------------------------------------------------------------------
 

@@ -85,7 +85,7 @@ class FileContext:
         self.module = module
         from lintml.project.facts import current_package
 
-        self.imports = ImportTable(module, current_package())
+        self.imports = ImportTable(module, current_package)  # asked only for a relative import
         self.scope: Scope = self.imports.module_scope
         self.reports: list[Report] = []
 

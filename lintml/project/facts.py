@@ -23,10 +23,16 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lintml.project.index import ModuleFacts, index_module
 from lintml.project.layout import Layout, build_layout, find_root
-from lintml.project.summaries import Summaries
+
+if TYPE_CHECKING:
+    from lintml.project.index import ModuleFacts
+    from lintml.project.summaries import Summaries
+
+# The index and the summaries are imported when a module is first read: a warm run,
+# whose stored results still hold, compares digests and never needs them.
 
 _lock = threading.Lock()
 _WORD = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
@@ -40,6 +46,8 @@ def digest_of(data: bytes) -> str:
 
 def parse_module(data: bytes | str, module: str, is_package: bool) -> ModuleFacts:
     """The index of one module's source; a file that does not parse has none."""
+    from lintml.project.index import ModuleFacts, index_module
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -102,9 +110,7 @@ class ProjectFacts:
         self.base = base
         self.digests: dict[str, str] = dict(base.digests) if base else {}  # module -> digest of its bytes
         self.modules = _Modules(self)
-        self.summaries = Summaries(self.modules, layout.resolve)
-        self.summaries.candidates = self.modules_naming
-        self.summaries.assigns = self.may_assign
+        self._summaries: Summaries | None = None
         # what the files and folders were when the project was read (a view: its base's)
         self._stamps = base._stamps if base else self._disk_stamps()
         self._postings: dict[bytes, list[str]] | None = None  # identifier -> modules that have it
@@ -114,6 +120,17 @@ class ProjectFacts:
         self._assigned: dict[tuple, bool] = {}
         self._held: dict[tuple, bool] = {}  # (dependency, stored digest) -> still holds
         self._facts_digests: dict[str, str] = {}
+
+    @property
+    def summaries(self) -> Summaries:
+        """The summaries over this project's modules, made on first use."""
+        if self._summaries is None:
+            from lintml.project.summaries import Summaries
+
+            self._summaries = Summaries(self.modules, self.layout.resolve)
+            self._summaries.candidates = self.modules_naming
+            self._summaries.assigns = self.may_assign
+        return self._summaries
 
     def modules_naming(self, name: str, defined_in: str | None = None) -> list[str]:
         """The modules that may call `name` of module `defined_in`: their text has `name`
@@ -346,6 +363,8 @@ class FileFacts:
     @classmethod
     def alone(cls, text: str, module: str = "__main__") -> "FileFacts":
         """A file outside any project (stdin, a test's text): its own facts only."""
+        from lintml.project.summaries import Summaries
+
         facts = parse_module(text, module, False)
         summaries = Summaries({module: facts}, lambda importer, absolute: None)
         return cls(None, module, summaries)
@@ -406,20 +425,35 @@ def _config_key(config) -> object:
 _current = contextvars.ContextVar("lintml_project", default=None)
 
 
+class _Checked:
+    """The file being checked and its project, read on the first question: a file whose
+    checks ask nothing of the project (most small files) never lays it out."""
+
+    def __init__(self, path: Path | None, config) -> None:
+        self.path = Path(path) if path is not None else None
+        self.config = config
+        self._project: ProjectFacts | None | bool = False  # False: not read yet
+
+    @property
+    def project(self) -> ProjectFacts | None:
+        if self._project is False:
+            self._project = None
+            if self.path is not None:
+                try:
+                    if os.path.isfile(self.path):
+                        self._project = project_for(self.path, self.config)
+                except (OSError, RuntimeError, ValueError):  # an unreadable tree: the file on its own
+                    self._project = None
+        return self._project
+
+
 @contextmanager
 def checking(path: Path | None, config=None):
     """Within this block, `lint_source` reads the project around `path` (a file on
-    disk); without it, a text is checked on its own."""
-    project = None
-    if path is not None:
-        try:
-            if os.path.isfile(path):
-                project = project_for(Path(path), config)
-        except (OSError, RuntimeError, ValueError):  # an unreadable tree: the file on its own
-            project = None
-    token = _current.set((project, Path(path) if path is not None else None))
+    disk) when a check asks for it; without it, a text is checked on its own."""
+    token = _current.set(_Checked(path, config))
     try:
-        yield project
+        yield
     finally:
         _current.reset(token)
 
@@ -427,19 +461,21 @@ def checking(path: Path | None, config=None):
 def facts_for_text(text: str) -> FileFacts:
     """The facts for the text `lint_source` is about to check."""
     current = _current.get()
-    if current is None or current[0] is None:
+    project = current.project if current is not None else None
+    if project is None:
         return FileFacts.alone(text)
-    project, path = current
-    return project.for_file(path, text)
+    return project.for_file(current.path, text)
 
 
 def current_package() -> str | None:
     """The package of the file being checked, for its relative imports."""
     current = _current.get()
-    if current is None or current[0] is None or current[1] is None:
+    if current is None or current.path is None:
         return None
-    project, path = current
-    module = project.layout.module_of(path)
+    project = current.project
+    if project is None:
+        return None
+    module = project.layout.module_of(current.path)
     if module is None:
         return None
     from lintml.project.index import package_of
