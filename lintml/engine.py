@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 
 import libcst as cst
-from libcst.metadata import MetadataWrapper, PositionProvider
+from libcst.metadata import CodePosition, CodeRange, MetadataWrapper, PositionProvider
 from libcst.metadata.position_provider import PositionProvidingCodegenState
 
 from lintml.analysis.walk import SCOPE_OUTER_FIELDS, child_fields, child_nodes, descendants
@@ -298,41 +298,95 @@ def lint_source(source: str, filename: str, enabled: frozenset[str]) -> FileResu
 _LINE_BREAK = re.compile(r"\r\n?|\n")  # as LibCST counts lines
 
 
+def _blocks(statement: cst.CSTNode) -> list[cst.IndentedBlock]:
+    """The indented blocks of a compound statement (its body, `elif`/`else`, handlers,
+    `finally`, cases), each at one indent below the statement's own."""
+    found: list[cst.IndentedBlock] = []
+    stack = [statement]
+    while stack:
+        node = stack.pop()
+        for field in ("body", "orelse", "handlers", "finalbody", "cases"):
+            value = getattr(node, field, None)
+            if isinstance(value, cst.IndentedBlock):
+                found.append(value)
+            elif isinstance(value, (cst.If, cst.Else, cst.Finally)):  # `elif`, `else`, `finally`
+                stack.append(value)
+            elif isinstance(value, (list, tuple)) and field in ("handlers", "cases"):
+                stack.extend(value)
+    return found
+
+
+def _holders(module: cst.Module, wanted: set[int]) -> list[tuple[cst.CSTNode, tuple[str, ...]]] | None:
+    """The smallest statements that hold the `wanted` nodes, each with the indents of the
+    blocks around it; None when a wanted node lies outside every statement."""
+    holders: list[tuple[cst.CSTNode, tuple[str, ...]]] = []
+    remaining = set(wanted)
+
+    def place(statements, indents: tuple[str, ...], looked_for: set[int]) -> None:
+        for statement in statements:
+            if not looked_for:
+                return
+            found = {id(node) for node in descendants(statement)} & looked_for
+            if not found:
+                continue
+            looked_for -= found
+            remaining.difference_update(found)
+            blocks = _blocks(statement) if isinstance(statement, cst.BaseCompoundStatement) else []
+            inside = set()
+            for block in blocks:
+                for inner in block.body:
+                    inside |= {id(node) for node in descendants(inner)} & found
+            if blocks and inside == found:  # nothing wanted in the header: go down
+                for block in blocks:
+                    indent = module.default_indent if block.indent is None else block.indent
+                    place(block.body, (*indents, indent), set(found))
+            else:
+                holders.append((statement, indents))
+
+    place(module.body, (), set(wanted))
+    return None if remaining else holders
+
+
 def _positions(module: cst.Module, source: str, wanted: list[cst.CSTNode]):
     """The positions of the `wanted` nodes, as LibCST's PositionProvider gives them.
 
     The provider regenerates the code of the whole module, which costs more than the
-    parse; only the top-level statements that hold a wanted node are regenerated here,
-    each from the line where its text is found in the source. Where that cannot be
-    told for sure (a node outside every statement, a statement whose text is not found
-    exactly once), the whole module is done the provider's way."""
-    remaining = {id(node) for node in wanted}
-    holders: list[cst.CSTNode] = []
-    for statement in module.body:
-        if not remaining:
-            break
-        found = {id(node) for node in descendants(statement)} & remaining
-        if found:
-            holders.append(statement)
-            remaining -= found
-    if remaining:
+    parse; only the smallest statements that hold a wanted node are regenerated here
+    (a line inside a long function, not the function), each with the indentation of
+    the blocks around it, at the line where its text is found in the source. Where that
+    cannot be told for sure (a node outside every statement, a statement whose text is
+    not found exactly once at the start of a line), the whole module is done the
+    provider's way."""
+    holders = _holders(module, {id(node) for node in wanted})
+
+    def whole_module():
         return MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-    provider = PositionProvider()
-    for statement in holders:
-        text = module.code_for_node(statement)
-        offset = source.find(text)
-        if not text or offset < 0 or source.find(text, offset + 1) >= 0:
-            return MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+
+    if holders is None:
+        return whole_module()
+    wanted_ids = {id(node) for node in wanted}
+    positions = {}
+    for statement, indents in holders:
+        provider = PositionProvider()
         state = PositionProvidingCodegenState(
             default_indent=module.default_indent,
             default_newline=module.default_newline,
             provider=provider,
-            line=1 + len(_LINE_BREAK.findall(source, 0, offset)),
-            # a top-level statement starts its line, after a form feed if there is one
-            column=offset - (max(source.rfind("\n", 0, offset), source.rfind("\r", 0, offset)) + 1),
+            indent_tokens=list(indents),
         )
-        statement._codegen(state)
-    return provider._computed
+        statement._codegen(state)  # from line 1, column 0: the text starts a line
+        text = "".join(state.tokens)
+        offset = source.find(text)
+        if not text or offset < 0 or source.find(text, offset + 1) >= 0 or (offset and source[offset - 1] not in "\r\n"):
+            return whole_module()
+        shift = len(_LINE_BREAK.findall(source, 0, offset))
+        for node, span in provider._computed.items():
+            if id(node) in wanted_ids:
+                positions[node] = CodeRange(
+                    CodePosition(span.start.line + shift, span.start.column),
+                    CodePosition(span.end.line + shift, span.end.column),
+                )
+    return positions
 
 
 def _findings_from_reports(context: FileContext) -> list[Finding]:

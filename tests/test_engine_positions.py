@@ -11,7 +11,7 @@ import pytest
 from libcst.metadata import MetadataWrapper, PositionProvider
 
 from lintml.analysis.walk import descendants
-from lintml.engine import _positions
+from lintml.engine import _holders, _positions
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = sorted(path for path in (ROOT / "fixtures").rglob("*.py"))
@@ -25,6 +25,15 @@ ODD_FILES = {
     "decorated_nested": "@a\n@b(c)\ndef f():\n    @d\n    def g():\n        return model(x)  # trailing\n    return g\n",
     "semicolons_and_strings": 'x = 1; model(x); y = """\nmodel(x)\n"""\nmodel(x)\n',
     "tabs": "if x:\n\tmodel(x)\n\tif y:\n\t\tmodel.eval\n",
+    "nested_blocks": (
+        "def main():\n    # setup\n    for batch in loader:\n        try:\n            out = model(batch)\n"
+        "        except ValueError as e:\n            out = None\n        else:\n            pass\n"
+        "        finally:\n            done()\n    while x:\n        if a:\n            model(x)\n"
+        "        elif b:\n\n            # why\n            model(x)\n        else:\n            model(x)\n"
+        "    with torch.no_grad():\n        match y:\n            case 1:\n                model(x)\n"
+        "            case _:\n                pass\n"
+    ),
+    "mixed_indents": "class A:\n  def f(self):\n        if x:\n         return model(x)\n        return 1\n",
 }
 
 
@@ -55,3 +64,13 @@ def test_positions_in_every_fixture_equal_libcst_s():
             continue
         checked += _check_every_node(source, alone_every=40)
     assert checked > 10_000
+
+
+def test_a_node_in_a_long_function_regenerates_only_its_own_line():
+    source = ODD_FILES["nested_blocks"]
+    module = cst.parse_module(source)
+    call = next(node for node in descendants(module) if isinstance(node, cst.Call) and module.code_for_node(node) == "model(batch)")
+    holders = _holders(module, {id(call)})
+    assert [(module.code_for_node(statement), indents) for statement, indents in holders] == [
+        ("out = model(batch)\n", ("    ", "    ", "    "))
+    ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 import libcst as cst
 
@@ -105,12 +106,9 @@ def qualname(function: Function) -> str | None:
 
 class Models:
     def __init__(self, program: Program, callgraph: CallGraph, facts=None) -> None:
-        if facts is None:
-            from lintml.project.facts import FileFacts
-
-            facts = FileFacts.alone(program.module.code if not program.filename else _source_of(program))
-        self.facts = facts
-        self.summaries = facts.summaries
+        """`facts`: the FileFacts of the file, or a function giving them (asked on the
+        first question about another file or a summary; None: the file on its own)."""
+        self._facts = facts
         self.program = program
         self.imports = program.imports
         self.callgraph = callgraph
@@ -138,6 +136,20 @@ class Models:
         # values and non-model bindings): a measure of the work done, for the tests
         # that keep it bounded.
         self.work = 0
+
+    @cached_property
+    def facts(self):
+        facts = self._facts() if callable(self._facts) else self._facts
+        if facts is None:
+            from lintml.project.facts import FileFacts
+
+            program = self.program
+            facts = FileFacts.alone(program.module.code if not program.filename else _source_of(program))
+        return facts
+
+    @cached_property
+    def summaries(self):
+        return self.facts.summaries
 
     # -- answering with memos and recursion guards -------------------------------------
 

@@ -107,7 +107,7 @@ class FileContext:
 
     @cached_property
     def models(self) -> Models:
-        return Models(self.program, self.callgraph, self.facts)
+        return Models(self.program, self.callgraph, lambda: self.facts)  # the project read on first need
 
     @cached_property
     def optimizers(self) -> Optimizers:
