@@ -206,11 +206,10 @@ class FileJob:
     path: Path
     name: str
     config: Config
-    # what the cache look-up already read and computed (None when there is no cache, or
-    # the file could not be read there): the file is checked from these very bytes, so
-    # the findings are stored under the key of what was checked
-    data: bytes | None = None
-    cache_key: str | None = None
+    # whether the findings go to the result cache: they are stored under the key of the
+    # bytes this check reads (the look-up's bytes are not kept: a run over a large
+    # project would hold every file, and send them all to the workers)
+    keyed: bool = False
 
 
 @dataclass
@@ -230,7 +229,7 @@ def check_file(job: FileJob, *, fix: bool = False, unsafe: bool = False, diff: b
     """Read, lint (and maybe fix) one file; the fixed text is written back here."""
     outcome = FileOutcome()
     try:
-        data = job.data if job.data is not None else read_bytes(job.path)
+        data = read_bytes(job.path)
         source = source_from_bytes(data, job.path)
     except InputError as error:
         outcome.input_errors.append(str(error))
@@ -251,9 +250,9 @@ def check_file(job: FileJob, *, fix: bool = False, unsafe: bool = False, diff: b
     outcome.input_errors = result.input_errors
     outcome.fixed = result.fixed
     outcome.diffs = result.diffs
-    if job.cache_key and not (result.errors or result.input_errors or result.fixed or result.diffs or new_text is not None):
+    if job.keyed and not (result.errors or result.input_errors or result.fixed or result.diffs or new_text is not None):
         # exactly what a plain check reports for these bytes
-        outcome.key = job.cache_key
+        outcome.key = cache_module.entry_key(data, job.name, job.config.enabled_codes_for(job.path))
         outcome.dependencies, outcome.snapshot = _resolved(result.dependencies), result.snapshot
     return outcome
 
@@ -391,7 +390,7 @@ def run_targets(
                     outcomes[index] = FileOutcome(findings=findings, checked=True)
                     done()
                     continue
-        pending.append(FileJob(index, path, name, effective, data, key))
+        pending.append(FileJob(index, path, name, effective, keyed=key is not None))
 
     workers = min(jobs, len(pending) // 4)  # at least 4 files a worker
     if fix or diff or workers <= 1 or len(pending) < MIN_PARALLEL_FILES:

@@ -113,7 +113,8 @@ class ProjectFacts:
         self._summaries: Summaries | None = None
         # what the files and folders were when the project was read (a view: its base's)
         self._stamps = base._stamps if base else self._disk_stamps()
-        self._postings: dict[bytes, list[str]] | None = None  # identifier -> modules that have it
+        self._postings: dict | None = None  # identifier -> modules that have it (see _read_postings)
+        self._module_names: list[str] = []
         self._overrides: dict[str, frozenset[bytes]] = {}  # a view's module -> its text's identifiers
         self._texts: dict[str, str] = {}  # module -> text that stands for its file (a view's)
         self._naming: dict[tuple, list[str]] = {}
@@ -164,18 +165,44 @@ class ProjectFacts:
             found = self.base._modules_with(word)
         else:
             if self._postings is None:
-                postings: dict[bytes, list[str]] = {}
-                for module in self.layout.modules:
-                    for word_found in set(_WORD.findall(self._source_bytes(module))):
-                        postings.setdefault(word_found, []).append(module)
-                self._postings = postings
-            found = set(self._postings.get(word.encode(), ()))
+                self._postings = self._read_postings()
+            entry = self._postings.get(word.encode())
+            if entry is None:
+                found = set()
+            elif isinstance(entry, str):
+                found = {entry}
+            else:
+                names = self._module_names
+                found = {names[number] for number in memoryview(entry).cast("I")}
         for module, words in self._overrides.items():  # a view's text for its module
             if word.encode() in words:
                 found.add(module)
             else:
                 found.discard(module)
         return found
+
+    def _read_postings(self) -> dict:
+        """Identifier -> the one module that has it, or an array of the numbers (in
+        `_module_names`) of those that do: compact, a large project has 70,000 words."""
+        from array import array
+
+        self._module_names = names = list(self.layout.modules)
+        numbers = {module: number for number, module in enumerate(names)}
+        postings: dict = {}
+        get = postings.get
+        for number, module in enumerate(names):
+            for word_found in set(_WORD.findall(self._source_bytes(module))):
+                entry = get(word_found)
+                if entry is None:
+                    postings[word_found] = module
+                elif isinstance(entry, str):
+                    postings[word_found] = array("I", (numbers[entry], number))
+                else:
+                    entry.append(number)
+        for word_found, entry in postings.items():
+            if not isinstance(entry, str):
+                postings[word_found] = entry.tobytes()  # exact size: an array grows by a margin
+        return postings
 
     def _source_bytes(self, module: str) -> bytes:
         text = self._texts.get(module)

@@ -37,7 +37,13 @@ _GRAD_OFF = frozenset({"torch.no_grad", "torch.inference_mode", "torch.autograd.
 _ZERO_METHODS = frozenset({"zero_grad"})
 
 
-@dataclass
+# Refs met in the indexes read by this process, each kept once (see `_Reader.ref`), and
+# the keyword arguments of a call that has none: shared, never changed.
+_REFS: dict = {}
+_NO_KEYWORDS: dict = {}
+
+
+@dataclass(slots=True)  # no __dict__: a large project keeps thousands
 class CallSite:
     line: int
     callee: str | None  # absolute dotted name, or "self.<method>"
@@ -46,7 +52,7 @@ class CallSite:
     grad_off: bool  # lexically inside `with torch.no_grad()` / `inference_mode()`
 
 
-@dataclass
+@dataclass(slots=True)  # no __dict__: a large project keeps thousands
 class FunctionFacts:
     name: str  # "train", "Trainer.fit"
     params: list[str]
@@ -62,7 +68,7 @@ class FunctionFacts:
     steps: bool = False
 
 
-@dataclass
+@dataclass(slots=True)  # no __dict__: a large project keeps thousands
 class ClassFacts:
     name: str
     bases: list[str]  # absolute dotted names
@@ -81,7 +87,7 @@ class ClassFacts:
     method_names: set[str] = field(default_factory=set)
 
 
-@dataclass
+@dataclass(slots=True)  # no __dict__: a large project keeps thousands
 class ModuleFacts:
     module: str
     imports: dict[str, str] = field(default_factory=dict)  # local name -> absolute dotted
@@ -395,7 +401,7 @@ class _Reader:
                     line,
                     callee,
                     tuple(None if isinstance(a, ast.Starred) else self.ref(a) for a in node.args),
-                    {k.arg: self.ref(k.value) for k in node.keywords if k.arg is not None},
+                    {k.arg: self.ref(k.value) for k in node.keywords if k.arg is not None} or _NO_KEYWORDS,
                     self._no_grad(),
                 )
             )
@@ -423,6 +429,17 @@ class _Reader:
     # -- values ----------------------------------------------------------------------
 
     def ref(self, node: ast.AST | None) -> Ref:
+        """What `node` stands for, one shared tuple for equal values across the project
+        (`("name", "torch")` is met thousands of times in a large one)."""
+        found = self._ref(node)
+        if found is None:
+            return None
+        try:
+            return _REFS.setdefault(found, found)
+        except TypeError:  # an unhashable key in it: kept as it is
+            return found
+
+    def _ref(self, node: ast.AST | None) -> Ref:
         if node is None:
             return None
         if isinstance(node, ast.Constant):
