@@ -146,3 +146,42 @@ def test_a_comment_in_a_dependency_changes_no_fact(tmp_path: Path):
     found, hits, misses = check(root, cache_dir)
     assert found == [("predict.py", 7, "LML201")]
     assert (hits, misses) == (2, 1)
+
+
+def _count_layouts(monkeypatch) -> list:
+    """Every project layout built from now on (the real function, counted)."""
+    from lintml.project import facts as project_facts
+
+    built = []
+    real = project_facts.build_layout
+
+    def counted(root, config=None):
+        built.append(Path(root).name)
+        return real(root, config)
+
+    monkeypatch.setattr(project_facts, "build_layout", counted)
+    return built
+
+
+def test_a_file_that_asks_nothing_of_its_project_never_lays_it_out(tmp_path: Path, monkeypatch):
+    """A script in a large project (pre-commit passes one changed file) whose checks
+    ask no cross-file question: neither the cold check nor the warm one walks the
+    project's files. (A file that uses a model does: whether `transformers` is a
+    folder of the project is a question of its layout.)"""
+    root = make_project(tmp_path)
+    (root / "tool.py").write_text("import torch\n\ntorch.set_default_dtype(torch.float16)\nwith torch.no_grad:\n    pass\n")
+    built = _count_layouts(monkeypatch)
+    config = Config(root=root, select=("LML",))
+    cold = run_targets([(root / "tool.py", config)], cache=True, cache_dir=tmp_path / "cache")
+    assert [(f.line, f.code) for f in cold.findings] == [(3, "LML404"), (4, "LML103")] and built == []
+    warm = run_targets([(root / "tool.py", config)], cache=True, cache_dir=tmp_path / "cache")
+    assert [(f.line, f.code) for f in warm.findings] == [(3, "LML404"), (4, "LML103")]
+    assert warm.caches[0].hits == 1 and built == []
+
+
+def test_a_file_that_uses_another_file_lays_the_project_out_once(tmp_path: Path, monkeypatch):
+    root = make_project(tmp_path)
+    (root / "models.py").write_text(MODEL_WITH_DROPOUT)
+    built = _count_layouts(monkeypatch)
+    assert check(root, tmp_path / "cache")[0] == [("predict.py", 7, "LML201")]
+    assert built == ["project"]  # three files checked, one layout
