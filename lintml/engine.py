@@ -318,14 +318,17 @@ def _blocks(statement: cst.CSTNode) -> list[cst.IndentedBlock]:
 
 def _holders(module: cst.Module, wanted: set[int]) -> list[tuple[cst.CSTNode, tuple[str, ...]]] | None:
     """The smallest statements that hold the `wanted` nodes, each with the indents of the
-    blocks around it; None when a wanted node lies outside every statement."""
+    blocks around it; None when a wanted node lies outside every statement. (A loop over
+    a stack, not a recursive closure: a closure that calls itself is a reference cycle,
+    and would keep the tree alive until the cyclic collector runs.)"""
     holders: list[tuple[cst.CSTNode, tuple[str, ...]]] = []
     remaining = set(wanted)
-
-    def place(statements, indents: tuple[str, ...], looked_for: set[int]) -> None:
+    pending = [(list(module.body), (), set(wanted))]  # (statements of a block, indents, wanted in it)
+    while pending:
+        statements, indents, looked_for = pending.pop()
         for statement in statements:
             if not looked_for:
-                return
+                break
             found = {id(node) for node in descendants(statement)} & looked_for
             if not found:
                 continue
@@ -339,11 +342,9 @@ def _holders(module: cst.Module, wanted: set[int]) -> list[tuple[cst.CSTNode, tu
             if blocks and inside == found:  # nothing wanted in the header: go down
                 for block in blocks:
                     indent = module.default_indent if block.indent is None else block.indent
-                    place(block.body, (*indents, indent), set(found))
+                    pending.append((list(block.body), (*indents, indent), set(found)))
             else:
                 holders.append((statement, indents))
-
-    place(module.body, (), set(wanted))
     return None if remaining else holders
 
 
@@ -358,12 +359,8 @@ def _positions(module: cst.Module, source: str, wanted: list[cst.CSTNode]):
     not found exactly once at the start of a line), the whole module is done the
     provider's way."""
     holders = _holders(module, {id(node) for node in wanted})
-
-    def whole_module():
-        return MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-
     if holders is None:
-        return whole_module()
+        return _whole_module(module)
     wanted_ids = {id(node) for node in wanted}
     positions = {}
     for statement, indents in holders:
@@ -377,16 +374,25 @@ def _positions(module: cst.Module, source: str, wanted: list[cst.CSTNode]):
         statement._codegen(state)  # from line 1, column 0: the text starts a line
         text = "".join(state.tokens)
         offset = source.find(text)
-        if not text or offset < 0 or source.find(text, offset + 1) >= 0 or (offset and source[offset - 1] not in "\r\n"):
-            return whole_module()
-        shift = len(_LINE_BREAK.findall(source, 0, offset))
+        if not text or offset < 0 or source.find(text, offset + 1) >= 0:
+            return _whole_module(module)
+        line_start = max(source.rfind("\n", 0, offset), source.rfind("\r", 0, offset)) + 1
+        if source[line_start:offset].strip(" \t\x0c"):  # not at the start of its line
+            return _whole_module(module)
+        # after a form feed that starts the line, the text's first line begins further in
+        shift, indent = len(_LINE_BREAK.findall(source, 0, offset)), offset - line_start
+
+        def moved(place: CodePosition) -> CodePosition:
+            return CodePosition(place.line + shift, place.column + (indent if place.line == 1 else 0))
+
         for node, span in provider._computed.items():
             if id(node) in wanted_ids:
-                positions[node] = CodeRange(
-                    CodePosition(span.start.line + shift, span.start.column),
-                    CodePosition(span.end.line + shift, span.end.column),
-                )
+                positions[node] = CodeRange(moved(span.start), moved(span.end))
     return positions
+
+
+def _whole_module(module: cst.Module):
+    return MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
 
 
 def _findings_from_reports(context: FileContext) -> list[Finding]:
