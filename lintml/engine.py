@@ -442,6 +442,8 @@ def apply_suppressions(
     findings: list[Finding], source: str, filename: str, enabled: frozenset[str]
 ) -> list[Finding]:
     """Drop what a suppression comment silences; report unused ones as LML901."""
+    if not findings and UNUSED_SUPPRESSION not in enabled:
+        return findings  # nothing to silence, none to report unused: no need to tokenize
     suppressions = parse_suppressions(source)
     if not suppressions.by_line and not suppressions.file_level:
         return findings

@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import re
 from dataclasses import dataclass, field
 
@@ -119,9 +121,13 @@ class Contexts:
         """Inside an nn.Module's (or LightningModule's) own methods: not a call site."""
         return self.models.in_module_class(function)
 
+    @cached_property
+    def _in_test_file(self) -> bool:
+        return bool(_TEST_FILE.search(self.program.filename.replace("\\", "/")))
+
     def is_test_function(self, function: Function) -> bool:
         """Test functions in test files are not inference code (clarification 4)."""
-        if not _TEST_FILE.search(self.program.filename.replace("\\", "/")):
+        if not self._in_test_file:
             return False
         current: Function | None = function
         while current is not None and not current.is_module_level:
