@@ -380,17 +380,29 @@ def cli_failures(process: subprocess.CompletedProcess) -> list[str]:
     return [f"exit status {process.returncode}: {lines[-1] if lines else 'no message'}"]
 
 
-def fix_corpus(corpus: Corpus, checked: CheckResult, work: Path) -> FixResult:
-    result = FixResult(corpus)
-    started = time.perf_counter()
+def copy_corpus(corpus: Corpus, work: Path) -> Corpus:
+    """The corpus's `.py` files copied to `work/<name>`, with `work/pyproject.toml` (every
+    rule, no excludes) making `work` their project root: both phases check this copy, so
+    the check phase and the `--fix` runs read the same project (lintml follows imports
+    across files, and a package read in place, such as torch inside a virtual
+    environment, would otherwise be checked in another project than its copy)."""
     tree = work / corpus.name
-    files = python_files(corpus.root)
-    for relative in files:
+    for relative in python_files(corpus.root):
         destination = tree / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(corpus.root / relative, destination)
+    (work / "pyproject.toml").write_text('[tool.lintml]\nselect = ["LML"]\nexclude = []\n', encoding="utf-8")
+    return Corpus(corpus.name, corpus.version, tree, corpus.origin)
+
+
+def fix_corpus(corpus: Corpus, checked: CheckResult, work: Path) -> FixResult:
+    """`--fix` on the copy `copy_corpus` made in `work` (the one the check phase read);
+    `corpus` is the original, for comparisons."""
+    result = FixResult(corpus)
+    started = time.perf_counter()
+    tree = work / corpus.name
+    files = python_files(tree)
     config_file = work / "pyproject.toml"
-    config_file.write_text('[tool.lintml]\nselect = ["LML"]\nexclude = []\n', encoding="utf-8")
     config = all_rules_config(work)
     result.files = len(files)
     fixable = checked.fixable_files()
@@ -745,7 +757,7 @@ def render(
     if checks:
         add("## Check")
         add("")
-        add("Every `.py` file under each corpus's root, linted through `lintml.runner.run_targets`.")
+        add("Every `.py` file of each corpus, in a copy that is a project of its own (a `pyproject.toml` beside it: the project the fix phase reads too), linted through `lintml.runner.run_targets`.")
         add("")
         add("| Corpus | Files | Lines | Findings | LML900 | Internal errors | Input errors | Time | Findings per code |")
         add("|---|---:|---:|---:|---:|---:|---:|---:|---|")
@@ -779,7 +791,7 @@ def render(
         add("## Fix safety")
         add("")
         add(
-            "Each corpus's `.py` files copied to a temporary folder, then `lintml check --fix --unsafe-fixes "
+            "Each corpus's `.py` files copied to a temporary folder (the copy the check phase read, its own project), then `lintml check --fix --unsafe-fixes "
             "--no-cache` run there twice (a fresh process each time). Changed files are found by sha256 of every "
             "file before and after; the fixes applied per code come from redoing the fix rounds in-process "
             "(`lintml.fixes.apply_edits` with the runner's lint), which must give the very text the command wrote. "
@@ -928,9 +940,11 @@ def main(argv: list[str] | None = None) -> int:
     fixes: list[FixResult] = []
     fuzzes: list[FuzzResult] = []
     pool = multiprocessing.Pool(args.jobs) if args.jobs > 1 and corpora else None
+    copies = Path(tempfile.mkdtemp(prefix="lintml-corpus-check-"))  # one project folder per corpus
     try:
         for corpus in corpora:
-            check = check_corpus(corpus, pool)
+            check = check_corpus(copy_corpus(corpus, copies / corpus.name), pool)
+            check.corpus = corpus
             checks.append(check)
             log(
                 f"check {corpus.name}=={corpus.version}: {check.checked} files, {sum(check.codes().values())} findings, "
@@ -942,15 +956,16 @@ def main(argv: list[str] | None = None) -> int:
         if pool is not None:
             pool.close()
             pool.join()
-    if "fix" in args.phase_list:
-        for check in checks:
-            with tempfile.TemporaryDirectory(prefix=f"lintml-fix-{check.corpus.name}-") as work:
-                fix = fix_corpus(check.corpus, check, Path(work))
+    try:
+        for check in checks if "fix" in args.phase_list else []:
+            fix = fix_corpus(check.corpus, check, copies / check.corpus.name)
             fixes.append(fix)
             log(
                 f"fix {check.corpus.name}: {len(fix.changed)} files changed, {sum(fix.fixes.values())} fixes, "
                 f"{fix.unsafe()} unsafe ({fix.seconds:.1f} s)"
             )
+    finally:
+        shutil.rmtree(copies, ignore_errors=True)
     if "check" not in args.phase_list:
         checks = []
     if "fuzz" in args.phase_list:

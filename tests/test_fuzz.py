@@ -118,9 +118,12 @@ def test_check_phase_counts_findings_lml900_and_input_errors(corpus_check, fake_
 
 
 def test_fix_phase_runs_the_cli_twice_and_finds_nothing_unsafe(corpus_check, fake_corpus, tmp_path):
-    check = corpus_check.check_corpus(fake_corpus)
     work = tmp_path / "work"
-    work.mkdir()
+    copy = corpus_check.copy_corpus(fake_corpus, work)  # both phases read this copy: one project
+    assert copy.root == work / "fakepkg" and (work / "pyproject.toml").is_file()
+    check = corpus_check.check_corpus(copy)
+    assert check.fixable_files() == {"fakepkg/fixable.py"}
+    check.corpus = fake_corpus
     fix = corpus_check.fix_corpus(fake_corpus, check, work)
     assert fix.changed == ["fakepkg/fixable.py"]
     assert fix.fixes == Counter({"LML204": 1}) and fix.cli_fixed == 1
