@@ -121,3 +121,22 @@ def test_the_file_to_edit_imports_project_files(git_corpora, mirror, tmp_path):
         assert bench.lintml_workers(232, 2) == 2 and bench.lintml_workers(6, 2) == 1
     finally:
         sys.modules.pop("lintml_benchmark_bench_static", None)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_fresh_parse_floor_parses_every_listed_file(tmp_path: Path, workers: int):
+    """parse_floor.py, the process bench_static.py times as the cold target's floor:
+    every listed file read and parsed by LibCST (a file LibCST rejects counts as not
+    parsed), alone or in a pool."""
+    files = []
+    for number, text in enumerate(["import torch\nx = 1\n", "def f(:\n", "class A:\n    pass\n", "y = [\n1]\n"]):
+        path = tmp_path / f"f{number}.py"
+        path.write_text(text)
+        files.append(str(path))
+    listed = tmp_path / "files.txt"
+    listed.write_text("\n".join(files) + "\n")
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "parse_floor.py"), str(listed), str(workers), "2"],
+        capture_output=True, text=True, check=True,
+    )
+    assert done.stdout == "3\n"
