@@ -318,33 +318,35 @@ def _blocks(statement: cst.CSTNode) -> list[cst.IndentedBlock]:
 
 def _holders(module: cst.Module, wanted: set[int]) -> list[tuple[cst.CSTNode, tuple[str, ...]]] | None:
     """The smallest statements that hold the `wanted` nodes, each with the indents of the
-    blocks around it; None when a wanted node lies outside every statement. (A loop over
-    a stack, not a recursive closure: a closure that calls itself is a reference cycle,
-    and would keep the tree alive until the cyclic collector runs.)"""
+    blocks around it; None when a wanted node lies outside every statement. Each
+    statement's subtree is walked once per level it is looked at, and what a block's
+    statements hold is carried down, not looked for again. (A loop over a stack, not a
+    recursive closure: a closure that calls itself is a reference cycle, and would keep
+    the tree alive until the cyclic collector runs.)"""
     holders: list[tuple[cst.CSTNode, tuple[str, ...]]] = []
+    pending: list[tuple[cst.CSTNode, tuple[str, ...], set[int]]] = []  # (statement, indents, wanted in it)
     remaining = set(wanted)
-    pending = [(list(module.body), (), set(wanted))]  # (statements of a block, indents, wanted in it)
+    for statement in module.body:
+        if not remaining:
+            break
+        found = {id(node) for node in descendants(statement)} & remaining
+        if found:
+            remaining -= found
+            pending.append((statement, (), found))
     while pending:
-        statements, indents, looked_for = pending.pop()
-        for statement in statements:
-            if not looked_for:
-                break
-            found = {id(node) for node in descendants(statement)} & looked_for
-            if not found:
-                continue
-            looked_for -= found
-            remaining.difference_update(found)
-            blocks = _blocks(statement) if isinstance(statement, cst.BaseCompoundStatement) else []
-            inside = set()
-            for block in blocks:
-                for inner in block.body:
-                    inside |= {id(node) for node in descendants(inner)} & found
-            if blocks and inside == found:  # nothing wanted in the header: go down
-                for block in blocks:
-                    indent = module.default_indent if block.indent is None else block.indent
-                    pending.append((list(block.body), (*indents, indent), set(found)))
-            else:
-                holders.append((statement, indents))
+        statement, indents, found = pending.pop()
+        blocks = _blocks(statement) if isinstance(statement, cst.BaseCompoundStatement) else []
+        inner_found = []
+        for block in blocks:
+            indent = module.default_indent if block.indent is None else block.indent
+            for inner in block.body:
+                held = {id(node) for node in descendants(inner)} & found
+                if held:
+                    inner_found.append((inner, (*indents, indent), held))
+        if blocks and set().union(*(held for _, _, held in inner_found)) == found:
+            pending.extend(inner_found)  # nothing wanted in the header: go down
+        else:
+            holders.append((statement, indents))
     return None if remaining else holders
 
 

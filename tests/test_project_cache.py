@@ -185,3 +185,17 @@ def test_a_file_that_uses_another_file_lays_the_project_out_once(tmp_path: Path,
     built = _count_layouts(monkeypatch)
     assert check(root, tmp_path / "cache")[0] == [("predict.py", 7, "LML201")]
     assert built == ["project"]  # three files checked, one layout
+
+
+def test_forgetting_the_projects_forgets_the_refs_their_indexes_shared(tmp_path: Path):
+    """The language server forgets the projects on save: the shared refs go with them,
+    or a long session would keep every ref it ever read."""
+    from lintml.project import facts as project_facts
+    from lintml.project import index
+
+    root = make_project(tmp_path)
+    (root / "models.py").write_text(MODEL_WITH_DROPOUT)
+    assert check(root, tmp_path / "cache")[0] == [("predict.py", 7, "LML201")]
+    assert index._REFS  # the indexes read share their refs
+    project_facts.clear()
+    assert index._REFS == {}

@@ -522,6 +522,11 @@ def refresh() -> None:
 
 
 def clear() -> None:
+    """Forget every project, and the refs the indexes shared (a long-lived process, the
+    language server, would otherwise keep every ref it ever read)."""
+    from lintml.project import index
+
     with _lock:
         _projects.clear()
         _roots.clear()
+        index._REFS.clear()
