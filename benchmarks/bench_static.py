@@ -97,17 +97,21 @@ def timed(command, runs):
     return median(wall), median(cpu), process
 
 
+def program_text(path: str) -> str | None:
+    """The text lintml parses for a file: a notebook's code cells joined into one program
+    (lintml's own code for it); None for a notebook that is not Python (not parsed)."""
+    text = Path(path).read_text(encoding="utf-8")
+    if path.lower().endswith(".ipynb"):
+        notebook = parse_notebook(text)
+        return build_program(notebook.cells).text if notebook.is_python else None
+    return text
+
+
 def parse(path: str) -> int:
-    """Read and LibCST-parse one file as lintml does: a notebook's code cells are joined
-    into one program first (lintml's own code for it)."""
+    """Read and LibCST-parse one file as lintml does."""
     try:  # a file LibCST cannot parse costs what it costs, as in lintml
-        text = Path(path).read_text(encoding="utf-8")
-        if path.lower().endswith(".ipynb"):
-            notebook = parse_notebook(text)
-            if not notebook.is_python:
-                return 0
-            text = build_program(notebook.cells).text
-        return bool(libcst.parse_module(text))
+        text = program_text(path)
+        return 0 if text is None else bool(libcst.parse_module(text))
     except Exception:
         return 0
 
@@ -148,8 +152,7 @@ def fresh_floor(paths, jobs, runs, scratch: Path):
     for number, path in enumerate(paths):
         if path.lower().endswith(".ipynb"):
             try:
-                notebook = parse_notebook(Path(path).read_text(encoding="utf-8"))
-                text = build_program(notebook.cells).text if notebook.is_python else ""
+                text = program_text(path) or ""
             except Exception:
                 text = ""
             path = scratch / f"notebook-{number}.py"
