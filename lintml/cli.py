@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 from lintml import __version__
+
+TYPE_CHECKING = False  # typing's own, without importing typing (a replayed run imports next to nothing)
+if TYPE_CHECKING:
+    import argparse
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -15,9 +17,18 @@ class UsageError(Exception):
     pass
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, not a usage dump
-        raise UsageError(f"{message} (see `{self.prog} --help`)")
+# argparse and pathlib are imported when a command runs, not here: a run whose memo
+# still holds (lintml.memo) replays its output before anything else is imported.
+
+
+def _parser_class():
+    import argparse
+
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message: str):  # one line, not a usage dump
+            raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+    return _Parser
 
 
 def _codes(value: str) -> list[str]:
@@ -25,6 +36,8 @@ def _codes(value: str) -> list[str]:
 
 
 def _jobs(value: str) -> int:
+    import argparse
+
     try:
         jobs = int(value)
     except ValueError:
@@ -35,6 +48,10 @@ def _jobs(value: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+    from pathlib import Path
+
+    _Parser = _parser_class()
     parser = _Parser(prog="lintml", description="Lint PyTorch and Hugging Face code.")
     parser.add_argument("--version", action="version", version=f"lintml {__version__}")
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
@@ -98,11 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from lintml import memo
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    replayed = memo.replay(argv)
+    if replayed is not None:
+        return replayed
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
         if args.command == "check":
-            return _check(args)
+            return _check(args, argv)
         if args.command == "rules":
             return _rules(args)
         if args.command == "clean":
@@ -140,10 +163,13 @@ def _overrides(args) -> dict:
     return table
 
 
-def _check(args) -> int:
+def _check(args, argv: list[str] | None = None) -> int:
+    """`lintml check`; with `argv` (the command line), a plain check of folders is
+    memoised (lintml.memo) for the next run with the same command line."""
+    from pathlib import Path
+
     from lintml.config import ConfigError, config_from_table, discover
     from lintml.files import InputError, decode_source
-    from lintml.output import Report, render
     from lintml.runner import Progress, RunResult, default_jobs, process_text, run_targets
 
     paths = args.paths or ["."]
@@ -153,6 +179,7 @@ def _check(args) -> int:
     if args.stdin_filename and not reading_stdin:
         raise UsageError("--stdin-filename is only used with `-` (standard input)")
 
+    recorder = None
     try:
         overrides = _overrides(args)
 
@@ -198,6 +225,7 @@ def _check(args) -> int:
             configs = {filename: config}
         else:
             configs = {p: configure(Path(p)) for p in paths}
+            recorder = _memo_recorder(args, argv, configs)
             progress = Progress(sys.stderr) if Progress.wanted(sys.stderr) else None
             try:
                 result = run_targets(
@@ -217,20 +245,70 @@ def _check(args) -> int:
     except (ConfigError, InputError) as error:
         print(f"lintml: error: {error}", file=sys.stderr)
         return EXIT_ERROR
+    output = _Emitted()
+    status = _report(args, result, configs, reading_stdin, output)
+    if recorder is not None and status != EXIT_ERROR:
+        recorder.save("".join(output.out), "".join(output.err), status)
+    return status
+
+
+class _Emitted:
+    """What a check printed: written as it comes, and kept for the run memo."""
+
+    def __init__(self) -> None:
+        self.out: list[str] = []
+        self.err: list[str] = []
+
+    def stdout(self, text: str) -> None:
+        sys.stdout.write(text)
+        self.out.append(text)
+
+    def stderr(self, text: str) -> None:
+        sys.stderr.write(text)
+        self.err.append(text)
+
+
+def _memo_recorder(args, argv, configs):
+    """A run memo's recorder when this run may be memoised: a plain check (no fix, no
+    diff, the cache on) of folders only; None otherwise, or when recording fails."""
+    import os
+    from pathlib import Path
+
+    if argv is None or args.fix or args.diff or args.no_cache or not all(os.path.isdir(p) for p in configs):
+        return None
+    from lintml import cache, memo
+    from lintml.config import Config
+    from lintml.project.layout import find_root
+
+    first = next(iter(configs.values()))
+    recorder = memo.Recorder(argv, str(cache.default_dir(first.root, args.cache_dir)))
+    tests = [Config().exclusion_test(), *(config.exclusion_test() for config in configs.values())]
+    sources = [config.source for config in configs.values() if config.source is not None]
+    if args.config is not None:
+        sources.append(args.config)
+    try:
+        ok = recorder.watch(list(configs), lambda p: find_root(Path(p)), tests, sources)
+    except OSError:
+        ok = False
+    return recorder if ok else None
+
+
+def _report(args, result, configs, reading_stdin: bool, emitted: _Emitted) -> int:
+    """Print a check's result; its exit status."""
+    from lintml.output import Report, render
 
     first_config = next(iter(configs.values()))
     fmt = first_config.output_format
     for line in result.input_errors:
-        print(f"lintml: error: {line}", file=sys.stderr)
+        emitted.stderr(f"lintml: error: {line}\n")
     for error in result.errors:
-        print(
+        emitted.stderr(
             f"lintml: internal error: {error.code} crashed on {error.filename} ({error.error}); "
-            "the other rules and files were still checked. Please report this.",
-            file=sys.stderr,
+            "the other rules and files were still checked. Please report this.\n"
         )
 
     if args.diff:
-        sys.stdout.write("".join(result.diffs))
+        emitted.stdout("".join(result.diffs))
         if result.input_errors or result.errors:
             return EXIT_ERROR
         return EXIT_FINDINGS if result.diffs and not args.exit_zero else EXIT_CLEAN
@@ -245,10 +323,9 @@ def _check(args) -> int:
         fixed=len(result.fixed),
     )
     output = render(fmt, report)
-    stream = sys.stderr if (reading_stdin and args.fix) else sys.stdout
     if result.files_checked == 0 and not result.input_errors and fmt in ("full", "concise"):
-        print("lintml: warning: no Python files found", file=sys.stderr)
-    stream.write(output)
+        emitted.stderr("lintml: warning: no Python files found\n")
+    (emitted.stderr if (reading_stdin and args.fix) else emitted.stdout)(output)
     if result.input_errors or result.errors:
         return EXIT_ERROR
     if result.findings and not args.exit_zero:
@@ -260,6 +337,7 @@ def _clean(args) -> int:
     """Delete the current project's cache folder(s): the project root's `.lintml_cache`
     and the folder `--cache-dir` or $LINTML_CACHE_DIR names; only folders lintml made."""
     import os
+    from pathlib import Path
 
     from lintml import cache
     from lintml.config import ConfigError, discover
@@ -293,6 +371,8 @@ def _clean(args) -> int:
 
 def _sources_for(result) -> dict[str, str]:
     """The text of each file with findings, as it is now (for snippets and fingerprints)."""
+    from pathlib import Path
+
     from lintml.files import InputError, read_source
 
     sources = dict(result.fixed_sources)
@@ -360,6 +440,7 @@ def _explain(args) -> int:
 
 def _verify(args) -> int:
     import json
+    from pathlib import Path
 
     script = Path(args.script)
     if not script.is_file():

@@ -14,6 +14,7 @@ import pytest
 
 import lintml.runner
 from lintml import cache as cache_module
+from lintml import memo
 
 from helpers import SAMPLE, SAMPLE_FIXED, _env, lintml_main, make_project
 
@@ -33,6 +34,13 @@ def _project(root: Path, pyproject: str = "[tool.lintml]\n") -> Path:
     make_project(root, files, pyproject)
     shutil.copy(NOTEBOOK, root / "nb.ipynb")
     return root
+
+
+@pytest.fixture(autouse=True)
+def _no_run_memo(monkeypatch):
+    """These tests are about the per-file cache under it: a replayed run memo
+    (lintml.memo, tests/test_memo.py) would answer before the cache is read."""
+    monkeypatch.setattr(memo, "replay", lambda argv: None)
 
 
 def _cache_dir() -> Path:
