@@ -113,6 +113,7 @@ class Models:
         self.imports = program.imports
         self.callgraph = callgraph
         self._is_model: dict[tuple[int, str], bool] = {}
+        self._forward_keys: dict[tuple[int, int], str | None] = {}
         self._module_class: dict[int, bool] = {}
         self._nesting = 0
         # memos: these questions are asked again and again by every forward of a file
@@ -734,7 +735,19 @@ class Models:
 
     def forward_key(self, call: cst.Call, function: Function) -> str | None:
         """The model a call runs forward (`model(x)`, `self.model(x)`), else None.
-        Pipelines are not forwards: they manage grad mode themselves."""
+        Pipelines are not forwards: they manage grad mode themselves. Asked of every call
+        by several checks: remembered, when asked with no question in progress (then
+        the answer is final, not one that holds only inside a cycle)."""
+        memo_key = (id(call), id(function))
+        if memo_key in self._forward_keys:
+            return self._forward_keys[memo_key]
+        final = not self._frames
+        key = self._forward_key(call, function)
+        if final and not self._frames:
+            self._forward_keys[memo_key] = key
+        return key
+
+    def _forward_key(self, call: cst.Call, function: Function) -> str | None:
         func = call.func
         if isinstance(func, cst.Attribute) and func.attr.value == "forward":
             func = func.value  # `model.forward(x)` runs the forward too (without hooks)
