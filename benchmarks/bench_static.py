@@ -3,7 +3,9 @@
 Corpora: the `.py` files of pinned wheels, unpacked into benchmarks/.cache/ by `precision.py`
 (`timm`, `transformers`, ...), and the git corpora of corpora.toml (`transformers-examples`,
 `enduser`: `.py` and `.ipynb` files at exact commits), rebuilt by `git_corpora.py`.
-Each figure is the median of `--runs` fresh processes (the LibCST floor is timed in this one);
+Each figure is the median of `--runs` fresh processes (the LibCST floor is timed in this one
+too; the cold runs alternate with the fresh-process floor's, and the cold target is judged
+on the median of those pairs' ratios);
 TorchFix runs from its own venv, its timings kept in .cache/torchfix-times.json. Exit status 1
 if a target fails, 2 if a corpus cannot be had.
 
@@ -142,10 +144,10 @@ def parse_floor(paths, jobs, runs):
     return median(seconds), median(cpu), parsed, workers
 
 
-def fresh_floor(paths, jobs, runs, scratch: Path):
+def fresh_floor_command(paths, jobs, scratch: Path) -> list[str]:
     """The parse floor as a fresh process (parse_floor.py): Python's start, LibCST's import,
     the pool and the parse of every file, as `lintml check` pays them. A notebook is given
-    as the program lintml checks for it, written out first. (median wall, median CPU)."""
+    as the program lintml checks for it, written out first."""
     workers = lintml_workers(len(paths), jobs)
     size = max(1, min(getattr(runner, "BATCH_SIZE", 16), -(-len(paths) // (workers * 4))))
     listed = []
@@ -160,8 +162,24 @@ def fresh_floor(paths, jobs, runs, scratch: Path):
         listed.append(str(path))
     list_file = scratch / "floor-files.txt"
     list_file.write_text("\n".join(listed) + "\n", encoding="utf-8")
-    wall, cpu, _ = timed([PY, str(Path(__file__).with_name("parse_floor.py")), str(list_file), str(workers), str(size)], runs)
-    return wall, cpu
+    return [PY, str(Path(__file__).with_name("parse_floor.py")), str(list_file), str(workers), str(size)]
+
+
+def paired(first, second, runs):
+    """`first` and `second` (as for `timed`) run alternately, `runs` times each, so that a
+    machine whose speed drifts (a shared host) slows both alike. (first's median wall and
+    CPU, second's, the medians of the per-pair ratios second / first (wall, CPU), second's
+    last CompletedProcess)."""
+    a, b, ratios = [], [], []
+    process = None
+    for run in range(runs):
+        wall_a, cpu_a, _ = timed(lambda _: first(run) if callable(first) else first, 1)
+        wall_b, cpu_b, process = timed(lambda _: second(run) if callable(second) else second, 1)
+        a.append((wall_a, cpu_a))
+        b.append((wall_b, cpu_b))
+        ratios.append((wall_b / wall_a, cpu_b / cpu_a))
+    column = lambda rows, i: median(row[i] for row in rows)  # noqa: E731
+    return (column(a, 0), column(a, 1)), (column(b, 0), column(b, 1)), (column(ratios, 0), column(ratios, 1)), process
 
 
 def project_root(path: Path, top: Path) -> Path:
@@ -301,12 +319,14 @@ def bench_corpus(corpus: Corpus, args, flags, neutral, jobs, scratch: Path) -> d
     print(f"\n## {corpus.label}: {len(paths)} files ({r['notebooks']} notebooks) under {root}")
     r["floor1"], r["floor1_cpu"], r["parsed"], _ = parse_floor(paths, 1, args.runs)
     r["floorN"], r["floorN_cpu"], _, r["workers"] = parse_floor(paths, jobs if "--jobs" in flags else 1, args.runs)
-    r["fresh"], r["fresh_cpu"] = fresh_floor(paths, jobs if "--jobs" in flags else 1, args.runs, scratch)
+    floor_command = fresh_floor_command(paths, jobs if "--jobs" in flags else 1, scratch)
+    # cold: each run with a new, empty cache folder (the last one's is the warm runs'
+    # cache), each right after a run of the fresh-process floor it is judged against
+    cache_dirs = [Path(tempfile.mkdtemp(prefix="cold-", dir=scratch)) for _ in range(args.runs)]
+    (r["fresh"], r["fresh_cpu"]), (r["cold"], r["cold_cpu"]), r["cold_per_fresh"], process = paired(
+        floor_command, lambda run: cold_command(lint, flags, root, cache_dirs[run]), args.runs)
     print(f"parse floor: {r['floor1']:.2f} s (1 process), {r['floorN']:.2f} s ({r['workers']} as lintml's --jobs {jobs}), "
           f"{r['fresh']:.2f} s (a fresh process: start-up and LibCST's import included)")
-    # cold: each run with a new, empty cache folder; the last one's is the warm runs' cache
-    cache_dirs = [Path(tempfile.mkdtemp(prefix="cold-", dir=scratch)) for _ in range(args.runs)]
-    r["cold"], r["cold_cpu"], process = timed(lambda run: cold_command(lint, flags, root, cache_dirs[run]), args.runs)
     found = FINDING.findall(process.stdout)
     r["findings"], r["files_with"] = len(found), len({line.split(":")[0] for line in found})
     if "no Python files" in process.stderr:
@@ -421,8 +441,10 @@ def render(rows, corpora, memory, start, args, flags, jobs, info) -> tuple[str, 
             return r[a] / r[b], r.get(a + "_cpu", float("nan")) / r.get(b + "_cpu", float("nan"))
 
         workers = r["workers"] if "--jobs" in flags else 1
-        judge(name, f"lintml cold / parse floor, a fresh process at equal parallelism ({workers} proc)",
-              f"<= {COLD_PER_FLOOR}x", *ratio("cold", "fresh"), COLD_PER_FLOOR)
+        judge(name, f"lintml cold / parse floor, a fresh process at equal parallelism ({workers} proc; "
+              "median of the ratios of runs side by side)", f"<= {COLD_PER_FLOOR}x", *r["cold_per_fresh"], COLD_PER_FLOOR)
+        targets.append(f"| {name} | (for reference) median lintml cold / median fresh-process floor | | "
+                       f"{r['cold'] / r['fresh']:.2f} | {r['cold_cpu'] / r['fresh_cpu']:.2f} | |")
         floor = "floorN" if "--jobs" in flags else "floor1"
         targets.append(f"| {name} | (for reference) lintml cold / parse floor in this process, no start-up ({workers} proc) | | "
                        f"{r['cold'] / r[floor]:.2f} | {r['cold_cpu'] / r[floor + '_cpu']:.2f} | |")
@@ -461,7 +483,9 @@ def render(rows, corpora, memory, start, args, flags, jobs, info) -> tuple[str, 
         "cold target is judged against); N proc: a fresh fork pool of as many workers as lintml "
         f"starts with `--jobs {jobs}` (min(jobs, files // 4)), fed batches of lintml's size: "
         + ", ".join(f"{n} {r['workers']}" for n, r in rows.items()) + ".",
-        f"lintml cold: `{shlex.join(first['cold_cmd'][1:])}`, a new empty `--cache-dir` each run "
+        f"lintml cold: `{shlex.join(first['cold_cmd'][1:])}`, a new empty `--cache-dir` each run, each right after "
+        "a run of the fresh-process floor (alternating: the cold target is the median of the pairs' ratios, so a "
+        "shared machine's drifting speed slows both sides of each ratio alike) "
         "(a neutral pyproject.toml, since the repo's own excludes benchmarks/.cache); findings per corpus: "
         + ", ".join(f"{n} {r['findings']} in {r['files_with']} files" for n, r in rows.items()) + ".",
         "Warm: the same command again with the last cold run's cache folder.",

@@ -140,3 +140,20 @@ def test_the_fresh_parse_floor_parses_every_listed_file(tmp_path: Path, workers:
         capture_output=True, text=True, check=True,
     )
     assert done.stdout == "3\n"
+
+
+def test_paired_runs_alternate_and_give_the_ratio_of_each_pair(tmp_path: Path):
+    """bench_static.paired, which times the cold runs against the fresh-process floor:
+    the two commands alternate (a drifting machine slows both sides of a pair), and the
+    ratio is the median of the pairs' ratios."""
+    bench = _load("lintml_benchmark_bench_static", "bench_static.py")
+    try:
+        log = tmp_path / "log"
+        first = [sys.executable, "-c", f"open({str(log)!r}, 'a').write('a')"]
+        second = lambda run: [sys.executable, "-c", f"open({str(log)!r}, 'a').write('b{run}')"]  # noqa: E731
+        (wall_a, cpu_a), (wall_b, cpu_b), (ratio, cpu_ratio), process = bench.paired(first, second, 3)
+        assert log.read_text() == "ab0ab1ab2"
+        assert process.args == second(2)
+        assert min(wall_a, wall_b, ratio) > 0 and cpu_a == cpu_a and cpu_ratio == cpu_ratio  # numbers, not nan
+    finally:
+        sys.modules.pop("lintml_benchmark_bench_static", None)
