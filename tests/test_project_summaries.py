@@ -233,3 +233,33 @@ def test_the_rebinding_tutorial_takes_a_bounded_number_of_summaries(tmp_path: Pa
     per_function = summaries.work / max(len(refs), 1)
     # measured: 72 answers for its 10 functions; a blow-up would be thousands
     assert per_function < 20, (summaries.work, len(refs))
+
+
+def test_callers_are_read_only_from_modules_whose_imports_may_reach_the_function(tmp_path: Path):
+    """`train` of `utils/train_utils.py` is a common word and `utils` is in every script
+    that uses `torch.utils.data`: only the modules with an import that resolves to the
+    module or a package it is in (or names a project folder resolution cannot follow)
+    are read for its callers; the others cost no index."""
+    facts = project(
+        tmp_path,
+        {
+            "utils/__init__.py": "from .train_utils import train\n",
+            "utils/train_utils.py": "def train(model):\n    model.train()\n",
+            "utils/runner.py": "from .train_utils import train\ntrain(1)\n",
+            "main.py": "from utils.train_utils import train\ntrain(2)\n",
+            "via_package.py": "import utils\nutils.train(3)\n",
+            "lazy.py": "def go():\n    from utils import train\n    train(4)\n",
+            "other.py": "from torch.utils.data import DataLoader\ndef train(x):\n    return x\ntrain(5)\n",
+            "namespace/tools.py": "def train(x):\n    return x\n",
+            "uses_namespace.py": "from namespace.tools import train\nfrom torch.utils import data\ntrain(data)\n",
+        },
+    )
+    naming = facts.modules_naming("train", "utils.train_utils")
+    assert naming == ["lazy", "main", "utils", "utils.runner", "utils.train_utils", "via_package"]
+    callers = facts.summaries.callers(FunctionRef("utils.train_utils", "train"))
+    # (`lazy` is read: its import is inside a function, which the index does not follow)
+    assert sorted(caller.module for caller, _ in callers) == ["main", "utils.runner", "via_package"]
+    read = set(dict.keys(facts.modules))  # the modules whose index was made
+    assert "other" not in read and "uses_namespace" not in read
+    # a namespace package (no __init__.py) is followed as a project folder
+    assert "uses_namespace" in facts.modules_naming("train", "namespace.tools")

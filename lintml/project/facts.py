@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 _lock = threading.Lock()
 _WORD = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*")
+# an import statement's head, anywhere (a match in a string or comment only keeps a module)
+_IMPORT = re.compile(r"\bfrom[ \t]+(\.*)[ \t]*([\w.]*)[ \t]+import\b|\bimport[ \t]+([\w.]+(?:[ \t]+as[ \t]+\w+)?(?:[ \t]*,[ \t]*[\w.]+(?:[ \t]+as[ \t]+\w+)?)*)")
 _projects: dict[tuple[str, object], "ProjectFacts"] = {}
 _roots: dict[str, Path] = {}  # a checked file's folder -> its project root
 
@@ -118,6 +120,7 @@ class ProjectFacts:
         self._overrides: dict[str, frozenset[bytes]] = {}  # a view's module -> its text's identifiers
         self._texts: dict[str, str] = {}  # module -> text that stands for its file (a view's)
         self._naming: dict[tuple, list[str]] = {}
+        self._import_targets: dict[str, tuple[str | None, ...]] = {}
         self._assigned: dict[tuple, bool] = {}
         self._held: dict[tuple, bool] = {}  # (dependency, stored digest) -> still holds
         self._facts_digests: dict[str, str] = {}
@@ -154,9 +157,56 @@ class ProjectFacts:
         found = [
             module for module in self.layout.modules
             if module in having and (module == defined_in or not defined_in or module in places)
+            and (module == defined_in or not defined_in or self._may_import(module, defined_in))
         ]  # fmt: skip
         self._naming[key] = found
         return found
+
+    def _may_import(self, module: str, defined_in: str) -> bool:
+        """Whether an import statement of `module` may reach `defined_in`: one that
+        resolves to it or to a package it is in (which may re-export its names), or one
+        that names a project folder resolution cannot follow (a namespace package). Read
+        from the text (no parse): a word like `utils` is in nearly every PyTorch script
+        (`torch.utils.data`), and the modules that name it are not all importers of a
+        project's `utils` package, nor worth an index each."""
+        targets = self._import_targets.get(module)
+        if targets is None:
+            targets = self._import_targets[module] = self._read_import_targets(module)
+        return any(
+            target is None or target == defined_in or defined_in.startswith(target + ".") for target in targets
+        )
+
+    def _read_import_targets(self, module: str) -> tuple[str | None, ...]:
+        """The project modules and packages `module`'s import statements name (None for
+        one that cannot be told: then it may import anything); imports of other
+        libraries are left out. A notebook: (None,)."""
+        path = self.layout.path_of(module)
+        if path is None or path.suffix.lower() == ".ipynb":
+            return (None,)
+        layout = self.layout
+        targets: set[str | None] = set()
+        text = self._source_bytes(module).decode("utf-8", "replace")
+        for dots, base, imported in _IMPORT.findall(text):
+            if dots or base:  # `from <dots><base> import ...`
+                names = [base]
+                level = len(dots)
+            else:  # `import a.b as c, d`
+                names = [part.split()[0] for part in imported.split(",") if part.split()]
+                level = 0
+            for name in names:
+                if level:
+                    package = layout._package(module, level)
+                    if package is None:
+                        continue  # above the top: Python fails there too
+                    parts = [*package[1], *(name.split(".") if name else [])]
+                    targets.add(".".join(parts) if parts else None)
+                    continue
+                resolved = layout.resolve_module(module, name)
+                if resolved is not None:
+                    targets.add(resolved)
+                elif layout.names_project_folder(module, name.split(".", 1)[0]):
+                    targets.add(None)
+        return tuple(targets)
 
     def _modules_with(self, word: str) -> set[str]:
         """The modules whose text has `word` as an identifier (one scan of every file,

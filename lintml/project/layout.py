@@ -166,6 +166,16 @@ class Layout:
         imports made absolute). `import a.b` binds `a`."""
         return dict(self._bindings_of(module).imports)
 
+    def names_project_folder(self, importer: str | None, first: str) -> bool:
+        """Whether an absolute import's first name is a folder or module of the project
+        where `importer` searches (so an import of it that does not resolve may still
+        reach project code, through a namespace package)."""
+        for folder in self._search_path(importer):
+            base = folder + os.sep + first
+            if base + ".py" in self._at or os.path.isdir(base):
+                return True
+        return False
+
     # -- how resolution is done ----------------------------------------------------------
 
     def _search_path(self, importer: str | None) -> list[str]:
