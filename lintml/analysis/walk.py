@@ -70,6 +70,15 @@ def _is_node_type(value_type: type) -> bool:
 
 def child_nodes(node: cst.CSTNode, fields: tuple[str, ...] | None = None) -> list[cst.CSTNode]:
     """The nodes in `fields` of `node` (by default every field that can hold code), in order."""
+    if fields is None:
+        children = _CHILDREN.get(type(node))
+        if children is None:
+            children = _CHILDREN[type(node)] = _children_function(type(node))
+        return children(node)
+    return _child_nodes(node, fields)
+
+
+def _child_nodes(node: cst.CSTNode, fields: tuple[str, ...] | None = None) -> list[cst.CSTNode]:
     found: list[cst.CSTNode] = []
     is_node = _IS_NODE.get
     for name in child_fields(type(node)) if fields is None else fields:
@@ -83,6 +92,54 @@ def child_nodes(node: cst.CSTNode, fields: tuple[str, ...] | None = None) -> lis
         elif is_node(value_type) or (is_node(value_type) is None and _is_node_type(value_type)):
             found.append(value)
     return found
+
+
+# node type -> a function giving its children: the walks ask for the children of every
+# node, and a function written for the type's fields reads them as attributes, without
+# looking the field names up or testing whether each value is a list
+_CHILDREN: dict[type, object] = {}
+
+
+def _children_function(node_type: type):
+    fields = child_fields(node_type)
+    if not fields:
+        return _no_children
+    try:
+        hints = typing.get_type_hints(node_type)
+    except Exception:
+        hints = {}
+    lines = ["def children(node):", "    found = []", "    append = found.append"]
+    for name in fields:
+        if not name.isidentifier():  # pragma: no cover - dataclass fields always are
+            return lambda node: _child_nodes(node, fields)
+        kind = _field_kind(hints.get(name))
+        if kind == "sequence":
+            lines.append(f"    found.extend(node.{name})")  # LibCST's sequences of nodes hold only nodes
+        else:  # a node, or None / MaybeSentinel, or (rarely) either a node or a sequence
+            lines += [
+                f"    value = node.{name}",
+                "    value_type = type(value)",
+                "    if value_type is list or value_type is tuple:",
+                "        for item in value:",
+                "            if is_node(type(item)) or _is_node_type(type(item)):",
+                "                append(item)",
+                "    elif is_node(value_type) or _is_node_type(value_type):",
+                "        append(value)",
+            ]
+    lines.append("    return found")
+    namespace = {"is_node": _IS_NODE.get, "_is_node_type": _is_node_type}
+    exec("\n".join(lines), namespace)  # noqa: S102 - our own text, from the node type's fields
+    return namespace["children"]
+
+
+def _field_kind(hint) -> str:
+    """"sequence" for a field that always holds a sequence of nodes, else "value"."""
+    text = str(hint)
+    return "sequence" if text.startswith(("typing.Sequence[", "collections.abc.Sequence[")) else "value"
+
+
+def _no_children(node) -> list:
+    return []
 
 
 def descendants(node: cst.CSTNode):
