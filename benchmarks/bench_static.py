@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from types import SimpleNamespace
 from concurrent.futures import ProcessPoolExecutor
 from importlib.metadata import version as dist_version
 from pathlib import Path
@@ -125,12 +126,22 @@ def lintml_workers(files: int, jobs: int) -> int:
     return 1 if workers <= 1 or files < getattr(runner, "MIN_PARALLEL_FILES", 8) else workers
 
 
+def floor_batches(paths, workers) -> list[list[str]]:
+    """The files in the batches lintml sends its workers (`runner.batch_order`: largest
+    first, shrinking batches), so that the floor is fed as lintml is."""
+    jobs = [SimpleNamespace(path=Path(path)) for path in paths]
+    return [[paths[index] for index in batch] for batch in runner.batch_order(jobs, workers)]
+
+
+def _parse_batch(paths) -> int:
+    return sum(map(parse, paths))
+
+
 def parse_floor(paths, jobs, runs):
     """Read + `libcst.parse_module` every file, in this process or, at equal parallelism with
-    lintml, in a fresh fork pool of as many workers as lintml would start, fed batches of the
-    size lintml sends (the pool's start-up counted). (median wall, median CPU, parsed, workers)."""
+    lintml, in a fresh fork pool of as many workers as lintml would start, fed the batches
+    lintml sends (the pool's start-up counted). (median wall, median CPU, parsed, workers)."""
     workers = lintml_workers(len(paths), jobs)
-    size = max(1, min(getattr(runner, "BATCH_SIZE", 16), -(-len(paths) // (workers * 4))))
     seconds, cpu = [], []
     for _ in range(runs):
         cpu_before, started = cpu_children() + time.process_time(), time.perf_counter()
@@ -138,7 +149,7 @@ def parse_floor(paths, jobs, runs):
             parsed = sum(map(parse, paths))
         else:
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-                parsed = sum(pool.map(parse, paths, chunksize=size))
+                parsed = sum(pool.map(_parse_batch, floor_batches(paths, workers)))
         seconds.append(time.perf_counter() - started)
         cpu.append(cpu_children() + time.process_time() - cpu_before)
     return median(seconds), median(cpu), parsed, workers
@@ -149,7 +160,8 @@ def fresh_floor_command(paths, jobs, scratch: Path) -> list[str]:
     the pool and the parse of every file, as `lintml check` pays them. A notebook is given
     as the program lintml checks for it, written out first."""
     workers = lintml_workers(len(paths), jobs)
-    size = max(1, min(getattr(runner, "BATCH_SIZE", 16), -(-len(paths) // (workers * 4))))
+    batched = floor_batches(paths, workers) if workers > 1 else [paths]
+    paths = [path for batch in batched for path in batch]
     listed = []
     for number, path in enumerate(paths):
         if path.lower().endswith(".ipynb"):
@@ -162,7 +174,8 @@ def fresh_floor_command(paths, jobs, scratch: Path) -> list[str]:
         listed.append(str(path))
     list_file = scratch / "floor-files.txt"
     list_file.write_text("\n".join(listed) + "\n", encoding="utf-8")
-    return [PY, str(Path(__file__).with_name("parse_floor.py")), str(list_file), str(workers), str(size)]
+    sizes = ",".join(str(len(batch)) for batch in batched)
+    return [PY, str(Path(__file__).with_name("parse_floor.py")), str(list_file), str(workers), sizes]
 
 
 def paired(first, second, runs):
@@ -481,7 +494,8 @@ def render(rows, corpora, memory, start, args, flags, jobs, info) -> tuple[str, 
         "lintml joins them), in this process (no start-up); fresh process: `benchmarks/parse_floor.py` in a new "
         "Python process (its start, `import libcst` and the pool included, as in lintml's cold run: the floor the "
         "cold target is judged against); N proc: a fresh fork pool of as many workers as lintml "
-        f"starts with `--jobs {jobs}` (min(jobs, files // 4)), fed batches of lintml's size: "
+        f"starts with `--jobs {jobs}` (min(jobs, files // 4)), fed the batches lintml sends (`runner.batch_order`: "
+        "the largest files first, in batches that shrink towards the end); workers: "
         + ", ".join(f"{n} {r['workers']}" for n, r in rows.items()) + ".",
         f"lintml cold: `{shlex.join(first['cold_cmd'][1:])}`, a new empty `--cache-dir` each run, each right after "
         "a run of the fresh-process floor (alternating: the cold target is the median of the pairs' ratios, so a "

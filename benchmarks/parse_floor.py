@@ -6,7 +6,9 @@ LibCST-based linter pays at least, start-up included, as `lintml check` does.
     python benchmarks/parse_floor.py LIST_FILE WORKERS BATCH
 
 LIST_FILE holds one path a line (notebooks already joined into `.py` text by the caller).
-Prints the number of files that parsed.
+BATCH is one size, or the size of each batch in turn, comma-separated (the list is then in
+the order the batches take it: lintml's, from `runner.batch_order`). Prints the number of
+files that parsed.
 """
 
 import multiprocessing
@@ -24,15 +26,29 @@ def parse(path: str) -> int:
         return 0
 
 
+def parse_batch(paths: list[str]) -> int:
+    return sum(map(parse, paths))
+
+
+def batches(paths: list[str], sizes: list[int]) -> list[list[str]]:
+    if len(sizes) == 1:
+        return [paths[i : i + sizes[0]] for i in range(0, len(paths), sizes[0])]
+    found, start = [], 0
+    for size in sizes:
+        found.append(paths[start : start + size])
+        start += size
+    return found
+
+
 def main(argv) -> int:
-    list_file, workers, batch = argv[0], int(argv[1]), int(argv[2])
+    list_file, workers, sizes = argv[0], int(argv[1]), [int(size) for size in argv[2].split(",")]
     with open(list_file, encoding="utf-8") as handle:
         paths = handle.read().splitlines()
     if workers <= 1:
         parsed = sum(map(parse, paths))
     else:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            parsed = sum(pool.map(parse, paths, chunksize=batch))
+            parsed = sum(pool.map(parse_batch, batches(paths, sizes)))
     print(parsed)
     return 0
 

@@ -123,11 +123,11 @@ def test_the_file_to_edit_imports_project_files(git_corpora, mirror, tmp_path):
         sys.modules.pop("lintml_benchmark_bench_static", None)
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_the_fresh_parse_floor_parses_every_listed_file(tmp_path: Path, workers: int):
+@pytest.mark.parametrize("workers, batches", [(1, "2"), (2, "2"), (2, "3,1")])
+def test_the_fresh_parse_floor_parses_every_listed_file(tmp_path: Path, workers: int, batches: str):
     """parse_floor.py, the process bench_static.py times as the cold target's floor:
     every listed file read and parsed by LibCST (a file LibCST rejects counts as not
-    parsed), alone or in a pool."""
+    parsed), alone or in a pool, in batches of one size or of the sizes given."""
     files = []
     for number, text in enumerate(["import torch\nx = 1\n", "def f(:\n", "class A:\n    pass\n", "y = [\n1]\n"]):
         path = tmp_path / f"f{number}.py"
@@ -136,7 +136,7 @@ def test_the_fresh_parse_floor_parses_every_listed_file(tmp_path: Path, workers:
     listed = tmp_path / "files.txt"
     listed.write_text("\n".join(files) + "\n")
     done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "parse_floor.py"), str(listed), str(workers), "2"],
+        [sys.executable, str(BENCHMARKS / "parse_floor.py"), str(listed), str(workers), batches],
         capture_output=True, text=True, check=True,
     )
     assert done.stdout == "3\n"

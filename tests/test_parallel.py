@@ -182,3 +182,28 @@ def test_progress_goes_to_stderr_never_stdout(tmp_path, capsys, monkeypatch):
     assert (code, out) == expected[:2]
     assert "checked " in err and "files/s)" in err
     assert err.endswith("\r\x1b[K")
+
+
+def test_batches_send_the_largest_files_first_in_shrinking_batches(tmp_path):
+    """What the workers are sent: every file once; the largest first (a long file last
+    would leave one worker checking while the others idle); batches no larger than
+    BATCH_SIZE that never grow; files of one size in path order."""
+    from types import SimpleNamespace
+
+    jobs = []
+    for number in range(100):
+        path = tmp_path / f"f{number:03d}.py"
+        path.write_text("x = 1\n" * (1 + (number * 37) % 23))
+        jobs.append(SimpleNamespace(path=path))
+    jobs.append(SimpleNamespace(path=tmp_path / "gone.py"))  # removed since it was found: size 0, still sent
+    batches = lintml.runner.batch_order(jobs, 2)
+    order = [index for batch in batches for index in batch]
+    assert sorted(order) == list(range(len(jobs)))
+    sizes = [jobs[index].path.stat().st_size if jobs[index].path.exists() else 0 for index in order]
+    assert sizes == sorted(sizes, reverse=True)
+    for first, second in zip(order, order[1:]):
+        if sizes[order.index(first)] == sizes[order.index(second)]:
+            assert first < second
+    lengths = [len(batch) for batch in batches]
+    assert lengths == sorted(lengths, reverse=True) and max(lengths) <= lintml.runner.BATCH_SIZE
+    assert lengths[-1] == 1 and lengths[0] > 1
