@@ -186,8 +186,9 @@ def test_progress_goes_to_stderr_never_stdout(tmp_path, capsys, monkeypatch):
 
 def test_batches_send_the_largest_files_first_in_shrinking_batches(tmp_path):
     """What the workers are sent: every file once; the largest first (a long file last
-    would leave one worker checking while the others idle); batches no larger than
-    BATCH_SIZE that never grow; files of one size in path order."""
+    would leave one worker checking while the others idle); each batch a share of the
+    bytes left, so the last batches are the lightest; at most BATCH_SIZE files a batch;
+    files of one size in path order."""
     from types import SimpleNamespace
 
     jobs = []
@@ -196,14 +197,12 @@ def test_batches_send_the_largest_files_first_in_shrinking_batches(tmp_path):
         path.write_text("x = 1\n" * (1 + (number * 37) % 23))
         jobs.append(SimpleNamespace(path=path))
     jobs.append(SimpleNamespace(path=tmp_path / "gone.py"))  # removed since it was found: size 0, still sent
+    size = {index: (job.path.stat().st_size if job.path.exists() else 0) for index, job in enumerate(jobs)}
     batches = lintml.runner.batch_order(jobs, 2)
     order = [index for batch in batches for index in batch]
     assert sorted(order) == list(range(len(jobs)))
-    sizes = [jobs[index].path.stat().st_size if jobs[index].path.exists() else 0 for index in order]
-    assert sizes == sorted(sizes, reverse=True)
-    for first, second in zip(order, order[1:]):
-        if sizes[order.index(first)] == sizes[order.index(second)]:
-            assert first < second
-    lengths = [len(batch) for batch in batches]
-    assert lengths == sorted(lengths, reverse=True) and max(lengths) <= lintml.runner.BATCH_SIZE
-    assert lengths[-1] == 1 and lengths[0] > 1
+    assert [size[i] for i in order] == sorted(size.values(), reverse=True)
+    assert all(a < b for a, b in zip(order, order[1:]) if size[a] == size[b])
+    assert max(len(batch) for batch in batches) <= lintml.runner.BATCH_SIZE
+    weights = [sum(size[i] for i in batch) for batch in batches]
+    assert len(batches) > 2 * 4 and weights[-1] < weights[0] and max(weights[-3:]) <= min(weights[:3])
