@@ -306,11 +306,32 @@ def _memo_recorder(args, argv, configs):
     sources = [config.source for config in configs.values() if config.source is not None]
     if args.config is not None:
         sources.append(args.config)
+    sources.extend(_library_files())
     try:
         ok = recorder.watch(list(configs), lambda p: find_root(Path(p)), tests, sources)
     except OSError:
         ok = False
     return recorder if ok else None
+
+
+def _library_files() -> list[str]:
+    """The files that tell which LibCST is installed (its parser decides what parses):
+    an upgrade rewrites them, so a memo made with another LibCST is not replayed."""
+    import importlib.util
+    import os
+
+    try:
+        spec = importlib.util.find_spec("libcst")
+    except (ImportError, ValueError):
+        return []
+    if spec is None or not spec.origin:
+        return []
+    folder = os.path.dirname(spec.origin)
+    try:
+        native = sorted(name for name in os.listdir(folder) if name.startswith("native"))  # the parser
+    except OSError:
+        native = []
+    return [spec.origin, folder, os.path.join(folder, "_version.py"), *(os.path.join(folder, name) for name in native)]
 
 
 def _report(args, result, configs, reading_stdin: bool, emitted: _Emitted) -> int:

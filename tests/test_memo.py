@@ -271,3 +271,18 @@ def test_a_real_second_run_prints_the_same_and_imports_little(tmp_path):
     assert second.stdout == first.stdout
     assert first.stdout.count(b"LML204") == 1
     assert second.stderr.decode().splitlines()[-1] == "IMPORTED False False"
+
+
+def test_the_installed_libcst_is_watched(tmp_path, capsys, monkeypatch):
+    """LibCST's parser decides what parses: an upgrade (its files rewritten) runs again."""
+    import libcst
+
+    project = _project(tmp_path / "p")
+    lintml_main(["check"], project, capsys, monkeypatch)
+    (memo_file,) = _memos()
+    import marshal
+
+    watched = dict(marshal.loads((Path(os.environ["LINTML_CACHE_DIR"]) / memo.FOLDER / memo_file).read_bytes())["watched"])
+    folder = os.path.dirname(libcst.__file__)
+    assert libcst.__file__ in watched and folder in watched and os.path.join(folder, "_version.py") in watched
+    assert any(os.path.basename(path).startswith("native") for path in watched)

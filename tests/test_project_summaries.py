@@ -263,3 +263,17 @@ def test_callers_are_read_only_from_modules_whose_imports_may_reach_the_function
     assert "other" not in read and "uses_namespace" not in read
     # a namespace package (no __init__.py) is followed as a project folder
     assert "uses_namespace" in facts.modules_naming("train", "namespace.tools")
+
+
+def test_whether_a_module_assigns_a_name_is_read_from_its_lines():
+    """`may_assign`'s text test (no module is parsed for it): a line that assigns the
+    name at its start or in a tuple before any comment; not a use, a comparison, an
+    indented or commented assignment, or a longer name."""
+    from lintml.project.facts import assigns
+
+    yes = ["model = Net()\n", "x = 1\nmodel: nn.Module = Net()\n", "a, model = build()\n", "model=Net()", "(a, model) = pair\n"]
+    no = ["use(model)\n", "model == other\n", "    model = Net()\n", "# a, model = 1\n", "my_model = Net()\n",
+          "model_b = 1\n", "model", "x = 1  # a, model = 2\n", "a, model.x = 1, 2\n"]
+    assert [assigns(text.encode(), "model") for text in yes] == [True] * len(yes)
+    assert [assigns(text.encode(), "model") for text in no] == [False] * len(no)
+

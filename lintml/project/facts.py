@@ -46,6 +46,40 @@ def digest_of(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+# what follows a name a line assigns: `name = ...`, `name: T = ...` at the line's start,
+# or `a, name = ...` (a tuple) anywhere before a comment
+_ASSIGNED_AT_START = re.compile(rb"\s*(?::[^=\n]*)?=(?!=)")
+_ASSIGNED_IN_TUPLE = re.compile(rb"\s*,[^=\n]*=(?!=)")
+_ASSIGNED_LAST = re.compile(rb"\s*[)\]]?\s*=(?!=)")  # `a, name = ...`, `(a, name) = ...`
+
+
+_WORD_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+_AFTER_ASSIGNED = frozenset(b" \t\n\r\f\v,:=)]")
+
+
+def assigns(data: bytes, name: str) -> bool:
+    """Whether a line of `data` may assign `name`: at its start, or in a tuple (before
+    any comment; a keyword argument `f(a, name=1)` counts too, which only makes the
+    answer more careful). Looks only where the name is (one regex over the whole text, tried at every
+    line, took 4.7 ms on a 230 KB module, and a project asks it of many names)."""
+    word = name.encode()
+    size = len(word)
+    found = data.find(word)
+    while found != -1:
+        end = found + size
+        if (found == 0 or data[found - 1] not in _WORD_BYTES) and end < len(data) and data[end] in _AFTER_ASSIGNED:
+            line_start = data.rfind(b"\n", 0, found) + 1
+            if found == line_start and _ASSIGNED_AT_START.match(data, end):
+                return True
+            before = data[line_start:found]
+            if b"#" not in before and (
+                _ASSIGNED_IN_TUPLE.match(data, end) or (b"," in before and _ASSIGNED_LAST.match(data, end))
+            ):
+                return True
+        found = data.find(word, found + 1)
+    return False
+
+
 def parse_module(data: bytes | str, module: str, is_package: bool) -> ModuleFacts:
     """The index of one module's source; a file that does not parse has none."""
     from lintml.project.index import ModuleFacts, index_module
@@ -278,8 +312,7 @@ class ProjectFacts:
         if path is None or (path.suffix.lower() == ".ipynb" and module not in self._texts):
             return True
         data = self._source_bytes(module)
-        pattern = re.compile(rb"^(?:" + re.escape(name.encode()) + rb")\s*(?::[^=\n]*)?=(?!=)|^[^#\n]*\b" + re.escape(name.encode()) + rb"\s*,[^=\n]*=(?!=)", re.M)
-        return pattern.search(data) is not None
+        return assigns(data, name)
 
     def _read(self, module: str) -> ModuleFacts | None:
         path = self.layout.path_of(module)
