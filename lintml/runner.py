@@ -262,10 +262,16 @@ def _check_batch(jobs: list[FileJob]) -> list[FileOutcome]:
     return [check_file(job) for job in jobs]
 
 
-def _ignore_sigint() -> None:  # workers: Ctrl-C is the parent's to handle
+def _start_worker(shared: str | None = None) -> None:
+    """A worker's start: Ctrl-C is the parent's to handle; the project indexes it reads
+    are shared with the other workers through `shared` (set again here for platforms
+    whose workers do not inherit this process's state)."""
     import signal
 
+    from lintml.project import shared as sharing
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sharing.share_through(shared)
 
 
 # -- many files ----------------------------------------------------------------------
@@ -297,6 +303,21 @@ def _check_in_pool(jobs: list[FileJob], workers: int, done) -> list[FileOutcome]
     """Check `jobs` in worker processes; outcomes in the order of `jobs`. A worker's
     exception is raised here, the first in file order, as the serial run would. Where
     no process can be started, the files are checked here."""
+    import shutil
+    import tempfile
+
+    try:  # where the workers share the project files they read (lintml.project.shared)
+        shared = tempfile.mkdtemp(prefix="lintml-run-")
+    except OSError:  # no writable temporary folder: each worker reads for itself
+        shared = None
+    try:
+        return _check_in_workers(jobs, workers, done, shared)
+    finally:
+        if shared is not None:
+            shutil.rmtree(shared, ignore_errors=True)
+
+
+def _check_in_workers(jobs: list[FileJob], workers: int, done, shared: str | None) -> list[FileOutcome]:
     import concurrent.futures
 
     numbered = batch_order(jobs, workers)
@@ -304,7 +325,7 @@ def _check_in_pool(jobs: list[FileJob], workers: int, done) -> list[FileOutcome]
     pool = None
     try:
         pool = concurrent.futures.ProcessPoolExecutor(
-            max_workers=workers, mp_context=_pool_context(), initializer=_ignore_sigint
+            max_workers=workers, mp_context=_pool_context(), initializer=_start_worker, initargs=(shared,)
         )
         futures = {pool.submit(_check_batch, batch): number for number, batch in enumerate(batches)}
     except (OSError, ImportError, NotImplementedError):  # no processes here (some sandboxes)

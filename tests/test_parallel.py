@@ -206,3 +206,29 @@ def test_batches_send_the_largest_files_first_in_shrinking_batches(tmp_path):
     assert max(len(batch) for batch in batches) <= lintml.runner.BATCH_SIZE
     weights = [sum(size[i] for i in batch) for batch in batches]
     assert len(batches) > 2 * 4 and weights[-1] < weights[0] and max(weights[-3:]) <= min(weights[:3])
+
+
+def test_the_pool_shares_a_run_folder_and_removes_it(tmp_path, capsys, monkeypatch, pools):
+    """The workers share the project files they read through a folder of the run's own,
+    which is gone after the run; with no temporary folder to be had, they read alone."""
+    import tempfile
+
+    made = []
+    real = tempfile.mkdtemp
+
+    def recording(*args, **kwargs):
+        folder = real(*args, **kwargs)
+        if kwargs.get("prefix") == "lintml-run-":
+            made.append(Path(folder))
+        return folder
+
+    monkeypatch.setattr(tempfile, "mkdtemp", recording)
+    root = _forty_files(tmp_path / "p")
+    first = lintml_main(["check", "--no-cache", "-j", "2", "."], root, capsys, monkeypatch)
+    assert pools == [2] and len(made) == 1 and not made[0].exists()
+
+    def refuse(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)
+    assert lintml_main(["check", "--no-cache", "-j", "2", "."], root, capsys, monkeypatch) == first

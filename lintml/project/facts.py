@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lintml.project import shared
 from lintml.project.layout import Layout, build_layout, find_root
 
 if TYPE_CHECKING:
@@ -322,9 +323,17 @@ class ProjectFacts:
         if text is not None:  # the text being checked stands for the file
             return parse_module(text, module, self.layout.is_package(module))
         data = self._bytes(module)
-        if path.suffix.lower() == ".ipynb":
-            return parse_module(_notebook_source(data), module, False)
-        return parse_module(data, module, self.layout.is_package(module))
+        notebook = path.suffix.lower() == ".ipynb"
+        package = not notebook and self.layout.is_package(module)
+        name = shared.key("index", data, module, str(package)) if shared.active() else None
+        if name is not None:
+            facts = shared.load(name)  # another worker of this run read it
+            if facts is not shared.MISSING:
+                return facts
+        facts = parse_module(_notebook_source(data) if notebook else data, module, package)
+        if name is not None:
+            shared.store(name, facts)
+        return facts
 
     def _disk_stamps(self) -> dict[str, tuple[int, int]]:
         stamps = {}

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from lintml.config import Config
 from lintml.files import NOTEBOOK_SUFFIX, is_notebook, iter_python_files
+from lintml.project import shared
 
 ROOT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", ".git")
 
@@ -289,10 +290,23 @@ class Layout:
         bindings = _Bindings()
         self._bindings[module] = bindings
         path = self.modules.get(module)
-        if path is not None:
-            self.parses += 1
-            for tree in _trees(path):
-                _collect(tree.body, bindings, lambda name, level: self._absolute(module, name, level))
+        if path is None:
+            return bindings
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return bindings
+        name = shared.key("bindings", data, module, str(self.root)) if shared.active() else None
+        if name is not None:
+            found = shared.load(name)  # another worker of this run parsed it
+            if found is not shared.MISSING:
+                self._bindings[module] = found
+                return found
+        self.parses += 1
+        for tree in _trees(path, data):
+            _collect(tree.body, bindings, lambda name, level: self._absolute(module, name, level))
+        if name is not None:
+            shared.store(name, bindings)
         return bindings
 
     def _absolute(self, module: str, name: str, level: int) -> str | None:
@@ -306,13 +320,9 @@ class Layout:
         return ".".join(parts) or None
 
 
-def _trees(path: Path) -> list[ast.Module]:
-    """The file parsed by CPython (a notebook: each code cell); nothing for a file that
-    cannot be read or does not parse."""
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return []
+def _trees(path: Path, data: bytes) -> list[ast.Module]:
+    """The file (its bytes `data`) parsed by CPython (a notebook: each code cell); nothing
+    for a file that does not parse."""
     if not is_notebook(path.name):
         sources: list[bytes | str] = [data]
     else:
