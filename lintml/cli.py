@@ -119,12 +119,11 @@ def main(argv: list[str] | None = None) -> int:
 
     own_process = argv is None  # the command itself, not a caller in its own process (tests)
     argv = list(sys.argv[1:] if argv is None else argv)
-    replayed = memo.replay(argv)
-    if replayed is not None:
-        return replayed
-    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        replayed = memo.replay(argv)
+        if replayed is not None:
+            return replayed
+        args = build_parser().parse_args(argv)
         if args.command == "check":
             return _check(args, argv, own_process)
         if args.command == "rules":
@@ -137,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             return _verify(args)
         if args.command == "lsp":
             return _lsp(args)
-        parser.print_help()
+        build_parser().print_help()
         return EXIT_ERROR
     except UsageError as error:
         print(f"lintml: error: {error}", file=sys.stderr)

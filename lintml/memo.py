@@ -149,8 +149,20 @@ def _holds(memo: dict) -> bool:
 
 def replay(argv: list[str]) -> int | None:
     """Print a memoised run's output and return its exit status; None when there is no
-    memo for this command line that still holds (the run then happens)."""
+    memo for this command line that still holds (the run then happens). Printing is
+    done as the run would (a closed pipe fails as it would there), never twice."""
     global replays
+    memo = _valid_memo(argv)
+    if memo is None:
+        return None
+    replays += 1
+    sys.stdout.write(memo["stdout"])
+    sys.stdout.flush()
+    sys.stderr.write(memo["stderr"])
+    return memo["status"]
+
+
+def _valid_memo(argv: list[str]) -> dict | None:
     if not argv or argv[0] != "check":
         return None
     try:
@@ -164,13 +176,7 @@ def replay(argv: list[str]) -> int | None:
                 continue
             if not isinstance(memo, dict) or memo.get("key") != run_key:
                 continue
-            if not _holds(memo):
-                return None
-            sys.stdout.write(memo["stdout"])
-            sys.stdout.flush()
-            sys.stderr.write(memo["stderr"])
-            replays += 1
-            return memo["status"]
+            return memo if _holds(memo) else None
     except Exception:  # a memo that cannot be read is a miss, never an error
         return None
     return None

@@ -286,3 +286,27 @@ def test_the_installed_libcst_is_watched(tmp_path, capsys, monkeypatch):
     folder = os.path.dirname(libcst.__file__)
     assert libcst.__file__ in watched and folder in watched and os.path.join(folder, "_version.py") in watched
     assert any(os.path.basename(path).startswith("native") for path in watched)
+
+
+def test_a_failing_write_is_not_followed_by_a_second_run(tmp_path, capsys, monkeypatch, engine_calls):
+    """Printing a replayed output fails as printing a run's output does (exit 2); the run
+    is not done again behind it, which would print a second copy."""
+    from lintml import cli
+
+    project = _project(tmp_path / "p")
+    lintml_main(["check", "--output-format", "concise"], project, capsys, monkeypatch)
+    engine_calls.clear()
+
+    class ClosedPipe:
+        writes = 0
+
+        def write(self, text):
+            ClosedPipe.writes += 1
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())
+    assert cli.main(["check", "--output-format", "concise"]) == cli.EXIT_ERROR
+    assert ClosedPipe.writes == 1 and engine_calls == []
