@@ -46,18 +46,16 @@ ENV_DIR = "LINTML_CACHE_DIR"
 @lru_cache(maxsize=None)
 def code_digest() -> str:
     """lintml's version and the size and mtime of each of its modules."""
+    from lintml import memo
+
     digest = hashlib.sha256(f"lintml {__version__} {FORMAT}".encode())
-    package = Path(__file__).resolve().parent
-    for folder, folder_names, file_names in os.walk(package):
-        folder_names[:] = sorted(name for name in folder_names if name != "__pycache__")
-        for name in sorted(file_names):
-            if name.endswith((".py", ".md", ".json", ".toml")):
-                path = os.path.join(folder, name)
-                try:
-                    stat = os.stat(path)
-                except OSError:
-                    continue
-                digest.update(f"{os.path.relpath(path, package)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    package = memo._PACKAGE  # the folder code_files walks
+    for path in memo.code_files():
+        try:
+            stat = os.stat(path)
+        except OSError:
+            continue
+        digest.update(f"{os.path.relpath(path, package)}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 

@@ -92,7 +92,9 @@ def _contents(path: str, is_folder: bool):
         return None
 
 
-def _code_files() -> list[str]:
+def code_files() -> list[str]:
+    """lintml's own files whose change changes what it reports, in a fixed order (the
+    result cache's key and the memo both watch them)."""
     found = []
     for folder, folder_names, file_names in os.walk(_PACKAGE):
         folder_names[:] = sorted(name for name in folder_names if name != "__pycache__")
@@ -136,7 +138,7 @@ def _candidates(argv: list[str], name: str) -> list[str]:
 
 
 def _holds(memo: dict) -> bool:
-    if memo["code"] != _code_files():  # a module added to or removed from lintml
+    if memo["code"] != code_files():  # a module added to or removed from lintml
         return False
     racy = memo["racy"]
     for path, signature in memo["watched"]:
@@ -216,7 +218,7 @@ class Recorder:
         except OSError:
             return False
         own = os.path.abspath(os.path.dirname(self.folder))
-        for file in _code_files():
+        for file in code_files():
             self._add(file)
         for file in config_files:
             self._add(os.path.abspath(file))
@@ -266,7 +268,7 @@ class Recorder:
         """Write the memo (atomically; a failure is silent) and keep at most MAX_MEMOS."""
         memo = {
             "key": self.key,
-            "code": _code_files(),
+            "code": code_files(),
             "watched": list(self.watched.items()),
             "racy": self.racy,
             "stdout": stdout,

@@ -741,9 +741,8 @@ class Models:
         memo_key = (id(call), id(function))
         if memo_key in self._forward_keys:
             return self._forward_keys[memo_key]
-        final = not self._frames
         key = self._forward_key(call, function)
-        if final and not self._frames:
+        if not self._frames:
             self._forward_keys[memo_key] = key
         return key
 

@@ -230,11 +230,9 @@ class ProjectFacts:
                 level = 0
             for name in names:
                 if level:
-                    package = layout._package(module, level)
-                    if package is None:
-                        continue  # above the top: Python fails there too
-                    parts = [*package[1], *(name.split(".") if name else [])]
-                    targets.add(".".join(parts) if parts else None)
+                    absolute = layout._absolute(module, name, level)  # None: above the top, where Python fails too
+                    if absolute is not None:
+                        targets.add(absolute)
                     continue
                 resolved = layout.resolve_module(module, name)
                 if resolved is not None:

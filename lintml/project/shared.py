@@ -18,7 +18,7 @@ import os
 import pickle
 
 _folder: str | None = None
-_MISSING = object()
+MISSING = object()  # what `load` gives when nothing was stored
 
 
 def share_through(folder: str | None) -> None:
@@ -40,12 +40,12 @@ def key(kind: str, data: bytes, *parts: str) -> str:
 def load(name: str):
     """What another worker stored under `name`; `MISSING` when nothing (yet)."""
     if _folder is None:
-        return _MISSING
+        return MISSING
     try:
         with open(os.path.join(_folder, name), "rb") as stream:
             return pickle.load(stream)
     except Exception:  # not there yet, or unreadable: read it here
-        return _MISSING
+        return MISSING
 
 
 def store(name: str, value) -> None:
@@ -65,5 +65,3 @@ def store(name: str, value) -> None:
         except OSError:
             pass
 
-
-MISSING = _MISSING
