@@ -224,7 +224,7 @@ class Program:
     cells: list[CodeCell]
     first_line: list[int]  # joined line of each code cell's line 1
     line_counts: list[int]
-    skipped: list[set[int]]  # per code cell: the lines that are IPython syntax
+    skipped: list[frozenset[int]]  # per code cell: the lines that are IPython syntax
     broken: list[int] = field(default_factory=list)  # code cell indexes that do not parse alone
 
     def locate(self, line: int) -> int:
@@ -253,17 +253,50 @@ def build_program(cells: list[CodeCell]) -> Program:
     first_line, counts, skipped_all, broken = [], [], [], []
     line = 1
     for index, cell in enumerate(cells):
-        lines, skipped = transform_cell(cell.source)
-        text = "".join(f"{l}\n" for l in lines)
-        if not parses(text):
+        count, skipped, text = _cell_program(cell.source)
+        if text is None:
             broken.append(index)
-            text = "\n" * len(lines)
+            text = "\n" * count
         parts.append(text)
         first_line.append(line)
-        counts.append(len(lines))
+        counts.append(count)
         skipped_all.append(skipped)
-        line += len(lines)
+        line += count
     return Program("".join(parts), cells, first_line, counts, skipped_all, broken)
+
+
+# cell source -> (its line count, its IPython lines, its Python text or None where it
+# does not parse): a notebook's cells are read for its check and for its project index
+# (and again after each fix), and this is the costly part
+_CELLS: dict[str, tuple[int, frozenset[int], str | None]] = {}
+_CELLS_LIMIT = 1 << 21  # characters of source kept
+_cells_size = 0
+
+
+def _cell_program(source: str) -> tuple[int, frozenset[int], str | None]:
+    global _cells_size
+    found = _CELLS.get(source)
+    if found is None:
+        lines, skipped = transform_cell(source)
+        text = "".join(f"{l}\n" for l in lines)
+        found = (len(lines), frozenset(skipped), text if parses(text) else None)
+        if _cells_size + len(source) > _CELLS_LIMIT:
+            _CELLS.clear()
+            _cells_size = 0
+        _CELLS[source] = found
+        _cells_size += len(source)
+    return found
+
+
+def program_text(data: bytes) -> str:
+    """The Python of a notebook file's bytes: its code cells joined, IPython lines left
+    out, as lintml checks it. Empty for a notebook lintml cannot read or that is not
+    Python."""
+    try:
+        notebook = parse_notebook(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, NotebookError):
+        return ""
+    return build_program(notebook.cells).text if notebook.is_python else ""
 
 
 # -- mapping findings and fixes -----------------------------------------------------------

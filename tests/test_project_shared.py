@@ -102,3 +102,20 @@ def test_an_edited_file_is_not_loaded_from_before(tmp_path, folder, parses):
     project = ProjectFacts(build_layout(root))
     layers = project.modules.get("models.net").classes["Net"].layer_calls
     assert [name for name, _ in layers] == ["torch.nn.Linear"] and parses == ["models.net"]
+
+
+def test_a_module_read_for_its_imports_and_for_its_index_is_parsed_once(tmp_path):
+    from lintml.project import layout as layout_module
+
+    root = _project(tmp_path / "p")
+    facts_module.clear()
+    project = ProjectFacts(build_layout(root))
+    before = layout_module.tree_parses
+    # the re-export is followed: the imports of models/__init__.py and models/net.py read
+    assert project.layout.resolve("train", "models.Net") == ("models.net", "Net")
+    assert layout_module.tree_parses - before == 2
+    assert project.modules.get("models").imports == {"Net": "models.net.Net"}
+    assert "Net" in project.modules.get("models.net").classes
+    assert layout_module.tree_parses - before == 2  # their indexes: from the same trees
+    assert "evaluate" in project.modules.get("utils").functions
+    assert layout_module.tree_parses - before == 3

@@ -13,20 +13,18 @@ cache can tell whether a stored result still holds after another file was edited
 
 from __future__ import annotations
 
-import ast
 import contextvars
 import hashlib
 import os
 import re
 import threading
-import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lintml.project import shared
-from lintml.project.layout import Layout, build_layout, find_root
+from lintml.project.layout import Layout, build_layout, find_root, forget_parsed, parse_source
 
 if TYPE_CHECKING:
     from lintml.project.index import ModuleFacts
@@ -85,28 +83,13 @@ def parse_module(data: bytes | str, module: str, is_package: bool) -> ModuleFact
     """The index of one module's source; a file that does not parse has none."""
     from lintml.project.index import ModuleFacts, index_module
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            tree = ast.parse(data)
-    except (SyntaxError, ValueError, RecursionError, MemoryError, UnicodeDecodeError):
+    tree = parse_source(data)
+    if tree is None:
         return ModuleFacts(module)
     try:
         return index_module(tree, module, is_package, data)
     except RecursionError:
         return ModuleFacts(module)
-
-
-def _notebook_source(data: bytes) -> str:
-    """A notebook's code cells joined, IPython lines left out: the program lintml checks
-    for it. Nothing for a notebook lintml cannot read."""
-    from lintml.notebooks import NotebookError, build_program, parse_notebook
-
-    try:
-        notebook = parse_notebook(data.decode("utf-8-sig"))
-    except (UnicodeDecodeError, NotebookError):
-        return ""
-    return build_program(notebook.cells).text if notebook.is_python else ""
 
 
 class _Modules(dict):
@@ -314,6 +297,8 @@ class ProjectFacts:
         return assigns(data, name)
 
     def _read(self, module: str) -> ModuleFacts | None:
+        from lintml.notebooks import program_text
+
         path = self.layout.path_of(module)
         if path is None:
             return None
@@ -328,7 +313,7 @@ class ProjectFacts:
             facts = shared.load(name)  # another worker of this run read it
             if facts is not shared.MISSING:
                 return facts
-        facts = parse_module(_notebook_source(data) if notebook else data, module, package)
+        facts = parse_module(program_text(data) if notebook else data, module, package)
         if name is not None:
             shared.store(name, facts)
         return facts
@@ -620,3 +605,4 @@ def clear() -> None:
         _projects.clear()
         _roots.clear()
         index._REFS.clear()
+        forget_parsed()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import os
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -321,27 +322,57 @@ class Layout:
 
 
 def _trees(path: Path, data: bytes) -> list[ast.Module]:
-    """The file (its bytes `data`) parsed by CPython (a notebook: each code cell); nothing
-    for a file that does not parse."""
-    if not is_notebook(path.name):
-        sources: list[bytes | str] = [data]
-    else:
-        from lintml.notebooks import NotebookError, parse_notebook, transform_cell
+    """The file (its bytes `data`) parsed by CPython (a notebook: its code cells as lintml
+    joins them, those that do not parse left out); nothing for a file that does not parse."""
+    if is_notebook(path.name):
+        from lintml.notebooks import program_text
 
-        try:
-            cells = parse_notebook(data.decode("utf-8-sig")).cells
-        except (UnicodeDecodeError, NotebookError):
-            return []
-        sources = ["\n".join(transform_cell(cell.source)[0]) for cell in cells]
-    trees = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # invalid escapes and the like: not ours to report
-        for source in sources:
-            try:
-                trees.append(ast.parse(source))
-            except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError):
-                continue
-    return trees
+        data = program_text(data)
+    tree = parse_source(data)
+    return [tree] if tree is not None else []
+
+
+# The last few files parsed, by their source: a module's imports are read here and its
+# index in lintml.project.facts, most often one right after the other; one parse serves
+# both. Bounded by the sources' total size (a tree takes some 50 times its text: 25 MB).
+_PARSED: dict = {}
+_PARSED_BYTES = 1 << 19
+_parsed_size = 0
+_parsed_lock = threading.Lock()
+tree_parses = 0  # CPython parses made by parse_source in this process (a work count, for tests)
+
+
+def parse_source(source: bytes | str) -> ast.Module | None:
+    """`source` parsed by CPython (None: it does not parse), the tree shared with the
+    other readers of the same text; never to be changed."""
+    global _parsed_size, tree_parses
+    found = _PARSED.get(source, _PARSED)
+    if found is not _PARSED:
+        return found
+    tree_parses += 1
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # invalid escapes and the like: not ours to report
+            tree = ast.parse(source)
+    except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError):
+        tree = None
+    with _parsed_lock:  # the language server's threads
+        if source not in _PARSED:
+            _parsed_size += len(source)
+            _PARSED[source] = tree
+        while _parsed_size > _PARSED_BYTES and len(_PARSED) > 1:
+            oldest = next(iter(_PARSED))
+            _parsed_size -= len(oldest)
+            del _PARSED[oldest]
+    return tree
+
+
+def forget_parsed() -> None:
+    """Drop the trees kept by parse_source."""
+    global _parsed_size
+    with _parsed_lock:
+        _PARSED.clear()
+        _parsed_size = 0
 
 
 def _collect(body: list[ast.stmt], bindings: _Bindings, absolute) -> None:
