@@ -15,7 +15,7 @@ import libcst as cst
 from libcst.metadata import CodePosition, CodeRange, MetadataWrapper, PositionProvider
 from libcst.metadata.position_provider import PositionProvidingCodegenState
 
-from lintml.analysis.walk import SCOPE_OUTER_FIELDS, child_fields, child_nodes, descendants
+from lintml.analysis.walk import SCOPE_OUTER_FIELDS, child_fields, child_nodes, concrete_types, descendants
 from lintml.checks.base import Anchor, Check, FileContext, NodeFix
 from lintml.files import InputError
 from lintml.findings import Edit, FileResult, Finding, Fix, InternalError, Position
@@ -296,6 +296,7 @@ def lint_source(source: str, filename: str, enabled: frozenset[str]) -> FileResu
 
 
 _LINE_BREAK = re.compile(r"\r\n?|\n")  # as LibCST counts lines
+_COMPOUND = concrete_types(cst.BaseCompoundStatement)
 
 
 def _blocks(statement: cst.CSTNode) -> list[cst.IndentedBlock]:
@@ -307,9 +308,9 @@ def _blocks(statement: cst.CSTNode) -> list[cst.IndentedBlock]:
         node = stack.pop()
         for field in ("body", "orelse", "handlers", "finalbody", "cases"):
             value = getattr(node, field, None)
-            if isinstance(value, cst.IndentedBlock):
+            if type(value) is cst.IndentedBlock:
                 found.append(value)
-            elif isinstance(value, (cst.If, cst.Else, cst.Finally)):  # `elif`, `else`, `finally`
+            elif type(value) in (cst.If, cst.Else, cst.Finally):  # `elif`, `else`, `finally`
                 stack.append(value)
             elif isinstance(value, (list, tuple)) and field in ("handlers", "cases"):
                 stack.extend(value)
@@ -335,7 +336,7 @@ def _holders(module: cst.Module, wanted: set[int]) -> list[tuple[cst.CSTNode, tu
             pending.append((statement, (), found))
     while pending:
         statement, indents, found = pending.pop()
-        blocks = _blocks(statement) if isinstance(statement, cst.BaseCompoundStatement) else []
+        blocks = _blocks(statement) if type(statement) in _COMPOUND else []
         inner_found = []
         for block in blocks:
             indent = module.default_indent if block.indent is None else block.indent

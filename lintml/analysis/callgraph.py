@@ -39,7 +39,7 @@ class CallGraph:
             for user, name, node in self.program.value_references:
                 if name != function.name:
                     continue
-                if isinstance(node, cst.Attribute):
+                if type(node) is cst.Attribute:
                     if function.cls is not None and user.cls is function.cls:
                         escaping.add(id(function.node))
                 elif function.cls is None and function.parent is not None and function.parent.is_module_level:
@@ -71,7 +71,7 @@ class CallGraph:
         if call.via_self:
             cls = caller.cls
             return cls.methods.get(call.callee) if cls is not None else None
-        if not isinstance(call.node.func, cst.Name):
+        if type(call.node.func) is not cst.Name:
             return None
         # a plain name: a def in an enclosing function or at module level, not shadowed
         function: Function | None = caller

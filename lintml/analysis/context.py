@@ -258,7 +258,7 @@ class Contexts:
 
     def _is_optimizer_step(self, call: Call) -> bool:
         func = call.node.func
-        if not isinstance(func, cst.Attribute):
+        if type(func) is not cst.Attribute:
             return False
         receiver = self.program.module.code_for_node(func.value)
         identifiers = re.findall(r"[A-Za-z_][A-Za-z0-9_]*", receiver)

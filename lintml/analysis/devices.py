@@ -42,32 +42,32 @@ class Devices:
         """The devices `expression`, evaluated in `function`, may name."""
         if expression is None or depth > _MAX_DEPTH:
             return frozenset({UNKNOWN})
-        if isinstance(expression, cst.SimpleString):
+        if type(expression) is cst.SimpleString:
             value = expression.evaluated_value
             return _string_device(value) if isinstance(value, str) else frozenset({UNKNOWN})
-        if isinstance(expression, cst.FormattedString):
+        if type(expression) is cst.FormattedString:
             head = expression.parts[0] if expression.parts else None
-            if isinstance(head, cst.FormattedStringText):
+            if type(head) is cst.FormattedStringText:
                 return _string_device(head.value)
             return frozenset({UNKNOWN})
-        if isinstance(expression, cst.Integer):
+        if type(expression) is cst.Integer:
             return frozenset({ACCELERATOR})  # `.to(0)`, `device_map=0`, `device=0`
         if (
-            isinstance(expression, cst.UnaryOperation)
-            and isinstance(expression.operator, cst.Minus)
-            and isinstance(expression.expression, cst.Integer)
+            type(expression) is cst.UnaryOperation
+            and type(expression.operator) is cst.Minus
+            and type(expression.expression) is cst.Integer
         ):
             return frozenset({CPU})  # `pipeline(..., device=-1)`
-        if isinstance(expression, cst.IfExp):
+        if type(expression) is cst.IfExp:
             return self.of(expression.body, function, depth + 1) | self.of(expression.orelse, function, depth + 1)
-        if isinstance(expression, cst.Dict):
+        if type(expression) is cst.Dict:
             found: frozenset[str] = frozenset()
             for element in expression.elements:
-                if not isinstance(element, cst.DictElement):
+                if type(element) is not cst.DictElement:
                     return frozenset({UNKNOWN})
                 found |= self.of(element.value, function, depth + 1)
             return found or frozenset({UNKNOWN})
-        if isinstance(expression, cst.Call):
+        if type(expression) is cst.Call:
             qualified = self.imports.qualified_name(expression.func, function.scope)
             if qualified == "torch.device":
                 argument = expression.args[0].value if expression.args else None
@@ -106,7 +106,7 @@ class Devices:
         """Where a move call sends what it is called on: `.cuda()`, `.cpu()`,
         `.to(device)`; None when the call moves nothing (`.to(torch.float16)`)."""
         func = call.func
-        if not isinstance(func, cst.Attribute) or func.attr.value not in MOVE_METHODS:
+        if type(func) is not cst.Attribute or func.attr.value not in MOVE_METHODS:
             return None
         method = func.attr.value
         if method == "cpu":
@@ -138,7 +138,7 @@ class Devices:
     def chain_moves(self, expression: cst.BaseExpression, function: Function) -> list[frozenset[str]]:
         """The moves along a chain `X.from_pretrained(..., device_map=...).half().to(device)`."""
         moves: list[frozenset[str]] = []
-        while isinstance(expression, cst.Call):
+        while type(expression) is cst.Call:
             func = expression.func
             move = self.of_move(expression, function)
             if move is not None:
@@ -192,7 +192,7 @@ def _on_exclusive_branches(bindings) -> bool:
             if common == 0 or not isinstance(a[common - 1], cst.If) or common >= min(len(a), len(b)):
                 return False
             branch = a[common - 1]
-            body = branch.body.body if isinstance(branch.body, cst.IndentedBlock) else ()
+            body = branch.body.body if type(branch.body) is cst.IndentedBlock else ()
             if any(s is a[common] for s in body) == any(s is b[common] for s in body):
                 return False  # both in the body, or both in the `else`
     return True
@@ -200,5 +200,5 @@ def _on_exclusive_branches(bindings) -> bool:
 
 def _looks_like_device(expression: cst.BaseExpression, function: Function) -> bool:
     """`device`, `self.device`, `args.device`: a name that says it is a device."""
-    text = expression.attr.value if isinstance(expression, cst.Attribute) else getattr(expression, "value", "")
+    text = expression.attr.value if type(expression) is cst.Attribute else getattr(expression, "value", "")
     return isinstance(text, str) and "device" in text.lower()

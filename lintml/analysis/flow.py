@@ -29,9 +29,9 @@ def _mention(name: str) -> re.Pattern[str]:
 
 
 def _target_names(target: cst.BaseExpression, code) -> list[str]:
-    if isinstance(target, (cst.Tuple, cst.List)):
+    if type(target) in (cst.Tuple, cst.List):
         return [name for element in target.elements for name in _target_names(element.value, code)]
-    if isinstance(target, cst.StarredElement):
+    if type(target) is cst.StarredElement:
         return _target_names(target.value, code)
     return [code(target)]
 
@@ -68,8 +68,8 @@ def graph_reaches(root: cst.CSTNode, node: cst.CSTNode) -> bool:
     if path is None:
         return False
     return not any(
-        isinstance(step, cst.Call)
-        and isinstance(step.func, cst.Attribute)
+        type(step) is cst.Call
+        and type(step.func) is cst.Attribute
         and step.func.attr.value in GRAPH_CUTTING_METHODS
         and any(inner is step.func.value for inner in path)
         for step in path
@@ -100,7 +100,7 @@ class ValueFlow:
         and `torch.autograd.grad(outputs, inputs)`."""
         func = call.node.func
         args = call.node.args
-        if isinstance(func, cst.Attribute) and func.attr.value == "backward":
+        if type(func) is cst.Attribute and func.attr.value == "backward":
             receiver = self.code(func.value)
             words = {word for identifier in re.findall(r"[A-Za-z_]\w*", receiver) for word in _words(identifier)}
             if args and words & _BACKWARD_OWNERS:
@@ -124,7 +124,7 @@ class ValueFlow:
             stack: list[cst.CSTNode] = [function.node]
             while stack:
                 current = stack.pop()
-                if isinstance(current, (cst.Assign, cst.AugAssign)):
+                if type(current) in (cst.Assign, cst.AugAssign):
                     site = self.program.site(current)
                     if site is not None:
                         found.append((site.order, current))
@@ -155,7 +155,7 @@ class ValueFlow:
                 continue
             value = self.code(event.value)
             mentioned = any(_mention(name).search(value) for name in tracked)
-            if isinstance(event, cst.AugAssign):
+            if type(event) is cst.AugAssign:
                 if mentioned:
                     tracked.add(self.code(event.target))
                 continue
@@ -177,7 +177,7 @@ class ValueFlow:
             if order <= after:
                 continue
             if any(_mention(name).search(self.code(node.value)) for name in tracked):
-                if isinstance(node, cst.AugAssign):
+                if type(node) is cst.AugAssign:
                     tracked.add(self.code(node.target))
                 else:
                     tracked.update(name for target in node.targets for name in _target_names(target.target, self.code))
@@ -204,13 +204,13 @@ class ValueFlow:
 
     def _assigned_value_reaches_backward(self, call: Call, function: Function) -> bool:
         statement = call.site.statements[-1] if call.site.statements else None
-        if not isinstance(statement, cst.SimpleStatementLine):
+        if type(statement) is not cst.SimpleStatementLine:
             return False
         for small in statement.body:
-            if isinstance(small, (cst.Assign, cst.AugAssign)) and contains(small.value, call.node):
+            if type(small) in (cst.Assign, cst.AugAssign) and contains(small.value, call.node):
                 if not graph_reaches(small.value, call.node):
                     return False  # `features = backbone(x).detach()`
-                if isinstance(small, cst.AugAssign):
+                if type(small) is cst.AugAssign:
                     names = {self.code(small.target)}
                 else:
                     names = {name for target in small.targets for name in _target_names(target.target, self.code)}

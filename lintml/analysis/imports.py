@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 
-from lintml.analysis.walk import child_nodes
+from lintml.analysis.walk import child_nodes, concrete_types
+
+_SUITES = concrete_types(cst.BaseSuite)
+_STATEMENTS = concrete_types(cst.BaseCompoundStatement, cst.SimpleStatementLine)
 
 SHADOWED = ""  # a binding that is not an import of anything we can name
 
@@ -36,10 +39,10 @@ class Scope:
 def dotted_name(node: cst.BaseExpression) -> str | None:
     """`a.b.c` for a Name/Attribute chain, else None."""
     parts: list[str] = []
-    while isinstance(node, cst.Attribute):
+    while type(node) is cst.Attribute:
         parts.append(node.attr.value)
         node = node.value
-    if not isinstance(node, cst.Name):
+    if type(node) is not cst.Name:
         return None
     parts.append(node.value)
     return ".".join(reversed(parts))
@@ -113,16 +116,16 @@ class ImportTable:
             self._collect_statement(statement, scope)
 
     def _collect_statement(self, statement: cst.CSTNode, scope: Scope) -> None:
-        if isinstance(statement, cst.SimpleStatementLine):
+        if type(statement) is cst.SimpleStatementLine:
             for small in statement.body:
                 self._collect_small(small, scope)
-        elif isinstance(statement, cst.FunctionDef):
+        elif type(statement) is cst.FunctionDef:
             scope.bind(statement.name.value, SHADOWED)
             inner = Scope(statement, scope)
             self.scopes[id(statement)] = inner
             self._bind_parameters(statement.params, inner)
             self._collect_suite(statement.body, inner)
-        elif isinstance(statement, cst.ClassDef):
+        elif type(statement) is cst.ClassDef:
             scope.bind(statement.name.value, SHADOWED)
             inner = Scope(statement, scope, is_class=True)
             self.scopes[id(statement)] = inner
@@ -131,19 +134,19 @@ class ImportTable:
             self._collect_compound(statement, scope)
 
     def _collect_compound(self, statement: cst.CSTNode, scope: Scope) -> None:
-        if isinstance(statement, (cst.For,)):
+        if type(statement) in (cst.For,):
             self._bind_target(statement.target, scope)
-        elif isinstance(statement, cst.With):
+        elif type(statement) is cst.With:
             for item in statement.items:
                 if item.asname is not None:
                     self._bind_target(item.asname.name, scope)
-        elif isinstance(statement, cst.ExceptHandler) or isinstance(statement, cst.ExceptStarHandler):
+        elif type(statement) is cst.ExceptHandler or type(statement) is cst.ExceptStarHandler:
             if statement.name is not None:
                 self._bind_target(statement.name.name, scope)
         for child in child_nodes(statement):
-            if isinstance(child, (cst.BaseSuite,)):
+            if type(child) in _SUITES:
                 self._collect_suite(child, scope)
-            elif isinstance(child, (cst.BaseCompoundStatement, cst.SimpleStatementLine)):
+            elif type(child) in _STATEMENTS:
                 self._collect_statement(child, scope)
             elif isinstance(
                 child,
@@ -152,14 +155,14 @@ class ImportTable:
                 self._collect_compound(child, scope)
 
     def _collect_suite(self, suite: cst.BaseSuite, scope: Scope) -> None:
-        if isinstance(suite, cst.IndentedBlock):
+        if type(suite) is cst.IndentedBlock:
             self._collect_block(suite.body, scope)
-        elif isinstance(suite, cst.SimpleStatementSuite):
+        elif type(suite) is cst.SimpleStatementSuite:
             for small in suite.body:
                 self._collect_small(small, scope)
 
     def _collect_small(self, small: cst.CSTNode, scope: Scope) -> None:
-        if isinstance(small, cst.Import):
+        if type(small) is cst.Import:
             for alias in small.names:
                 full = _module_name(alias.name)
                 if alias.asname is not None:
@@ -167,14 +170,14 @@ class ImportTable:
                 else:
                     # `import torch.nn` binds `torch`
                     scope.bind(full.split(".")[0], full.split(".")[0])
-        elif isinstance(small, cst.ImportFrom):
-            if small.relative or isinstance(small.names, cst.ImportStar):
+        elif type(small) is cst.ImportFrom:
+            if small.relative or type(small.names) is cst.ImportStar:
                 base = None
                 if small.relative and self.package is not None:
                     from lintml.project.index import absolute_import
 
                     base = absolute_import(_module_name(small.module) or None, len(small.relative), self.package)
-                if not isinstance(small.names, cst.ImportStar):
+                if type(small.names) is not cst.ImportStar:
                     for alias in small.names:
                         local = alias.asname.name if alias.asname else alias.name
                         if base is not None:
@@ -187,15 +190,15 @@ class ImportTable:
                 full = f"{base}.{_module_name(alias.name)}"
                 local = alias.asname.name if alias.asname else alias.name
                 self._bind_target(local, scope, full)
-        elif isinstance(small, cst.Assign):
-            optional_import = isinstance(small.value, cst.Name) and small.value.value == "None"
+        elif type(small) is cst.Assign:
+            optional_import = type(small.value) is cst.Name and small.value.value == "None"
             for target in small.targets:
-                if optional_import and isinstance(target.target, cst.Name):
+                if optional_import and type(target.target) is cst.Name:
                     continue  # `torch = None` in an `except ImportError:` keeps the import's meaning
                 self._bind_target(target.target, scope)
-        elif isinstance(small, (cst.AnnAssign, cst.AugAssign)):
+        elif type(small) in (cst.AnnAssign, cst.AugAssign):
             self._bind_target(small.target, scope)
-        elif isinstance(small, (cst.Global, cst.Nonlocal)):
+        elif type(small) in (cst.Global, cst.Nonlocal):
             for item in small.names:
                 scope.bind(item.name.value, SHADOWED)
 
@@ -203,14 +206,14 @@ class ImportTable:
         for param in (*params.posonly_params, *params.params, *params.kwonly_params):
             scope.bind(param.name.value, SHADOWED)
         for star in (params.star_arg, params.star_kwarg):
-            if isinstance(star, cst.Param):
+            if type(star) is cst.Param:
                 scope.bind(star.name.value, SHADOWED)
 
     def _bind_target(self, target: cst.CSTNode, scope: Scope, qualified: str = SHADOWED) -> None:
-        if isinstance(target, cst.Name):
+        if type(target) is cst.Name:
             scope.bind(target.value, qualified)
-        elif isinstance(target, (cst.Tuple, cst.List)):
+        elif type(target) in (cst.Tuple, cst.List):
             for element in target.elements:
                 self._bind_target(element.value, scope)
-        elif isinstance(target, cst.StarredElement):
+        elif type(target) is cst.StarredElement:
             self._bind_target(target.value, scope)

@@ -222,7 +222,7 @@ class Models:
                 result = True
             elif qualified is not None and (found := self.project_class(qualified)) is not None:
                 result = self.summaries.is_module_class(*found)
-            elif isinstance(base.value, cst.Name) and base.value.value in self.program.classes:
+            elif type(base.value) is cst.Name and base.value.value in self.program.classes:
                 others = self.program.classes[base.value.value]
                 result = any(self.is_module_class(other) for other in others)
                 if not result and "forward" in cls.methods:
@@ -247,7 +247,7 @@ class Models:
         if not result and "forward" in cls.methods:
             result = any(
                 (dotted_name(base.value) or "object") != "object"
-                and not (isinstance(base.value, cst.Name) and base.value.value in self.program.classes)
+                and not (type(base.value) is cst.Name and base.value.value in self.program.classes)
                 for base in cls.node.bases
             )
         self._module_class[key] = result
@@ -268,7 +268,7 @@ class Models:
             return False
         seen.add(id(cls.node))
         for base in cls.node.bases:
-            if isinstance(base.value, cst.Name) and base.value.value in self.program.classes:
+            if type(base.value) is cst.Name and base.value.value in self.program.classes:
                 if any(self._unresolved_ancestry(other, seen) for other in self.program.classes[base.value.value]):
                     return True
             elif self.imports.qualified_name(base.value, cls.scope) is None:
@@ -305,7 +305,7 @@ class Models:
         self.work += 1
         if depth > 8:
             return UNKNOWN
-        if isinstance(expression, cst.Call):
+        if type(expression) is cst.Call:
             return self._call_info(expression, function, order, depth)
         key = function.key(expression)
         if key is not None:
@@ -319,7 +319,7 @@ class Models:
         func = call.func
         scope = function.scope
         qualified = self.imports.qualified_name(func, scope)
-        if isinstance(func, cst.Attribute):
+        if type(func) is cst.Attribute:
             method = func.attr.value
             if method in ("from_pretrained", "from_single_file"):
                 return self._from_pretrained(func.value, function, call)
@@ -369,7 +369,7 @@ class Models:
                 if tail[:1].isupper():
                     return NOT_A_MODEL
             return UNKNOWN
-        if isinstance(func, cst.Name):
+        if type(func) is cst.Name:
             cls = self._visible_class(func.value, function)
             if cls is not None:
                 if self.is_pipeline_class(cls):
@@ -413,7 +413,7 @@ class Models:
                 tail = qualified.rsplit(".", 1)[-1]
                 return ModelInfo(True, Mode.DEFAULT, Kind.PIPELINE if _PIPELINE_CLASS.search(tail) else Kind.MODULE)
             return NOT_A_MODEL
-        if isinstance(owner, cst.Name):
+        if type(owner) is cst.Name:
             cls = self._visible_class(owner.value, function)
             if cls is not None:
                 if self.is_pipeline_class(cls):
@@ -434,7 +434,7 @@ class Models:
                 found = self.project_class(qualified)
                 if found is not None and self.summaries.is_pipeline_class(*found):
                     return True
-            elif isinstance(base.value, cst.Name):
+            elif type(base.value) is cst.Name:
                 for other in self.program.classes.get(base.value.value, []):
                     if self.is_pipeline_class(other, seen | {id(cls.node)}):
                         return True
@@ -628,11 +628,11 @@ class Models:
         value = binding.value
         if binding.tuple_index is not None:
             # `model, opt = accelerator.prepare(model, opt)`: element-wise
-            if isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute) and value.func.attr.value == "prepare":
+            if type(value) is cst.Call and type(value.func) is cst.Attribute and value.func.attr.value == "prepare":
                 if binding.tuple_index < len(value.args):
                     return self.info(value.args[binding.tuple_index].value, function, binding.order)
                 return UNKNOWN
-            if isinstance(value, (cst.Tuple, cst.List)) and binding.tuple_index < len(value.elements):
+            if type(value) in (cst.Tuple, cst.List) and binding.tuple_index < len(value.elements):
                 return self.info(value.elements[binding.tuple_index].value, function, binding.order)
             return UNKNOWN
         return self.info(value, function, binding.order)
@@ -646,7 +646,7 @@ class Models:
         for other in methods:
             for binding in other.bindings.get(key, []):
                 info = self._binding_info(binding, other)
-                if info.is_model is None and isinstance(binding.value, cst.Name) and binding.value.value in other.params:
+                if info.is_model is None and type(binding.value) is cst.Name and binding.value.value in other.params:
                     # `self.model = model` with `model` a parameter
                     if self.is_model(binding.value.value, other):
                         info = ModelInfo(True)
@@ -686,14 +686,14 @@ class Models:
     def _annotated_module(self, annotation: cst.BaseExpression | None, function: Function) -> bool:
         if annotation is None:
             return False
-        if isinstance(annotation, cst.SimpleString):
+        if type(annotation) is cst.SimpleString:
             return False
         qualified = self.imports.qualified_name(annotation, function.scope)
         if qualified is not None and (found := self.project_class(qualified)) is not None:
             return self.summaries.is_module_class(*found)
         if qualified is not None:
             return qualified in MODULE_BASES or _is_library_model_class(qualified)
-        if isinstance(annotation, cst.Name):
+        if type(annotation) is cst.Name:
             cls = self._visible_class(annotation.value, function)
             return cls is not None and self.is_module_class(cls)
         return False
@@ -748,9 +748,9 @@ class Models:
 
     def _forward_key(self, call: cst.Call, function: Function) -> str | None:
         func = call.func
-        if isinstance(func, cst.Attribute) and func.attr.value == "forward":
+        if type(func) is cst.Attribute and func.attr.value == "forward":
             func = func.value  # `model.forward(x)` runs the forward too (without hooks)
-        item = isinstance(func, cst.Subscript)
+        item = type(func) is cst.Subscript
         if item:
             func = func.value  # `self.models["generator"](z)`: an item of a ModuleDict/ModuleList
         key = function.key(func)
@@ -769,7 +769,7 @@ class Models:
         for scope in scopes:
             for binding in scope.bindings.get(key, []):
                 value = chain_base(binding.value) if binding.value is not None else None
-                if isinstance(value, cst.Call):
+                if type(value) is cst.Call:
                     qualified = self.imports.qualified_name(value.func, scope.scope) or ""
                     if qualified.rsplit(".", 1)[-1] in ("ModuleDict", "ModuleList", "Sequential"):
                         return True
@@ -800,16 +800,16 @@ class Models:
             for binding in scope.bindings.get(key, []):
                 found = True
                 value = binding.value
-                if binding.tuple_index is not None and isinstance(value, (cst.Tuple, cst.List)):
+                if binding.tuple_index is not None and type(value) in (cst.Tuple, cst.List):
                     elements = value.elements  # `net, plain = Net(), Plain()`
                     element = elements[binding.tuple_index] if binding.tuple_index < len(elements) else None
-                    if element is None or isinstance(element, cst.StarredElement):
+                    if element is None or type(element) is cst.StarredElement:
                         yield None, scope
                     else:
                         yield element.value, scope
                 elif value is None or binding.tuple_index is not None:
                     yield None, scope
-                elif isinstance(binding.value, cst.Name) and binding.value.value in scope.params:
+                elif type(binding.value) is cst.Name and binding.value.value in scope.params:
                     yield from self._passed_expressions(binding.value.value, scope)
                 else:
                     yield binding.value, scope
@@ -838,12 +838,12 @@ class Models:
         if isinstance(expression, tuple):  # a project fact: ("value", answer)
             return expression[1]
         expression = chain_base(expression)
-        if isinstance(expression, cst.Name) or (
-            isinstance(expression, cst.Attribute) and function.key(expression) is not None
+        if type(expression) is cst.Name or (
+            type(expression) is cst.Attribute and function.key(expression) is not None
         ):
             key = function.key(expression)
             return self.mode_dependent(key, function) if key is not None else None
-        if not isinstance(expression, cst.Call):
+        if type(expression) is not cst.Call:
             return None
         func = expression.func
         qualified = self.imports.qualified_name(func, function.scope)
@@ -858,7 +858,7 @@ class Models:
                     return _all_false(self._value_mode_dependent(item, function) for item in _container_items(expression))
                 return kinds.torch_layer_mode_dependent(qualified, _literal_arguments(expression))
             return None
-        if isinstance(func, cst.Name):
+        if type(func) is cst.Name:
             cls = self._visible_class(func.value, function)
             if cls is not None and self.facts.module and cls.scope is self.program.module_function.scope:
                 facts = self.summaries.modules.get(self.facts.module)
@@ -923,9 +923,9 @@ class Models:
             for loop in scope.loops:
                 node = loop.node
                 if (
-                    isinstance(node, cst.For)
-                    and isinstance(node.iter, cst.Call)
-                    and isinstance(node.iter.func, cst.Attribute)
+                    type(node) is cst.For
+                    and type(node.iter) is cst.Call
+                    and type(node.iter.func) is cst.Attribute
                     and node.iter.func.attr.value in ("parameters", "named_parameters")
                     and scope.key(chain_base(node.iter.func.value)) == key
                     and _freezes_every_parameter(node)
@@ -1163,7 +1163,7 @@ class Models:
                     return Mode.UNKNOWN, ""  # some method trains it: no mode holds everywhere
                 established.append((mode, origin))
             for binding in other.bindings.get(key, []):
-                if isinstance(binding.value, cst.Name) and binding.value.value in other.params:
+                if type(binding.value) is cst.Name and binding.value.value in other.params:
                     mode, origin = self._mode_from_callers(binding.value.value, other, depth + 1)
                     # a component handed to the constructor by code outside the file:
                     # whoever built it chose its mode
@@ -1217,13 +1217,13 @@ def _container_items(call: cst.Call):
         value = arg.value
         if arg.star:
             yield None
-        elif isinstance(value, (cst.List, cst.Tuple)):
+        elif type(value) in (cst.List, cst.Tuple):
             for element in value.elements:
-                yield None if isinstance(element, cst.StarredElement) else element.value
-        elif isinstance(value, cst.Dict):
+                yield None if type(element) is cst.StarredElement else element.value
+        elif type(value) is cst.Dict:
             for element in value.elements:
-                yield element.value if isinstance(element, cst.DictElement) else None
-        elif isinstance(value, (cst.ListComp, cst.GeneratorExp)):
+                yield element.value if type(element) is cst.DictElement else None
+        elif type(value) in (cst.ListComp, cst.GeneratorExp):
             yield value.elt
         else:
             yield value
@@ -1245,14 +1245,14 @@ def _literal_arguments(call: cst.Call) -> dict:
 
 
 def _literal_value(node: cst.BaseExpression):
-    if isinstance(node, cst.Integer):
+    if type(node) is cst.Integer:
         return int(node.value.replace("_", ""), 0) if not node.value.startswith("0") or node.value == "0" else ...
-    if isinstance(node, cst.Float):
+    if type(node) is cst.Float:
         try:
             return float(node.value.replace("_", ""))
         except ValueError:
             return ...
-    if isinstance(node, cst.Name) and node.value in ("True", "False", "None"):
+    if type(node) is cst.Name and node.value in ("True", "False", "None"):
         return {"True": True, "False": False, "None": None}[node.value]
     return ...
 
@@ -1264,7 +1264,7 @@ def _only_false(args) -> bool:
 
 def _chain_freezes(value: cst.BaseExpression) -> bool:
     """`AutoModel.from_pretrained(name).eval().requires_grad_(False)`."""
-    while isinstance(value, cst.Call) and isinstance(value.func, cst.Attribute):
+    while type(value) is cst.Call and type(value.func) is cst.Attribute:
         if value.func.attr.value == "requires_grad_" and _only_false(value.args):
             return True
         value = value.func.value
@@ -1274,21 +1274,21 @@ def _chain_freezes(value: cst.BaseExpression) -> bool:
 def _freezes_every_parameter(loop: cst.For) -> bool:
     """The loop body itself (not under an `if`) sets `.requires_grad = False` or calls
     `.requires_grad_(False)`."""
-    body = loop.body.body if isinstance(loop.body, cst.IndentedBlock) else (loop.body,)
+    body = loop.body.body if type(loop.body) is cst.IndentedBlock else (loop.body,)
     for statement in body:
-        if not isinstance(statement, (cst.SimpleStatementLine, cst.SimpleStatementSuite)):
+        if type(statement) not in (cst.SimpleStatementLine, cst.SimpleStatementSuite):
             continue
         for small in statement.body:
-            if isinstance(small, cst.Assign) and _is_false(small.value):
+            if type(small) is cst.Assign and _is_false(small.value):
                 if any(
-                    isinstance(target.target, cst.Attribute) and target.target.attr.value == "requires_grad"
+                    type(target.target) is cst.Attribute and target.target.attr.value == "requires_grad"
                     for target in small.targets
                 ):
                     return True
             if (
-                isinstance(small, cst.Expr)
-                and isinstance(small.value, cst.Call)
-                and isinstance(small.value.func, cst.Attribute)
+                type(small) is cst.Expr
+                and type(small.value) is cst.Call
+                and type(small.value.func) is cst.Attribute
                 and small.value.func.attr.value == "requires_grad_"
                 and _only_false(small.value.args)
             ):
@@ -1297,7 +1297,7 @@ def _freezes_every_parameter(loop: cst.For) -> bool:
 
 
 def _is_false(node: cst.BaseExpression) -> bool:
-    return isinstance(node, cst.Name) and node.value == "False"
+    return type(node) is cst.Name and node.value == "False"
 
 
 def _combined(modes: list[tuple[Mode, str]]) -> tuple[Mode, str]:
@@ -1310,7 +1310,7 @@ def _combined(modes: list[tuple[Mode, str]]) -> tuple[Mode, str]:
 
 def _is_mode_call(call: cst.Call) -> bool:
     """`m.eval()` / `m.train()` / `m.train(False)`: a mode switch, not `df.eval("expr")`."""
-    method = call.func.attr.value if isinstance(call.func, cst.Attribute) else ""
+    method = call.func.attr.value if type(call.func) is cst.Attribute else ""
     if method == "eval":
         return not call.args
     return len(call.args) <= 1

@@ -30,7 +30,7 @@ def module_key(expression: cst.BaseExpression, function: Function) -> str | None
         key = function.key(expression)
         if key is not None:
             return key
-        if not isinstance(expression, (cst.Attribute, cst.Subscript)):
+        if type(expression) not in (cst.Attribute, cst.Subscript):
             return None
         expression = expression.value
 
@@ -44,7 +44,7 @@ class Optimizers:
     def stepped_optimizer(self, step: Call, function: Function) -> str | None:
         """`optimizer` for `optimizer.step()` and for `scaler.step(optimizer)`."""
         func = step.node.func
-        if not isinstance(func, cst.Attribute):
+        if type(func) is not cst.Attribute:
             return None
         receiver = function.key(func.value)
         if receiver is None:
@@ -57,7 +57,7 @@ class Optimizers:
         if "scaler" in key.lower():
             return True
         return any(
-            isinstance(value, cst.Call) and (self.imports.qualified_name(value.func, scope.scope) or "").endswith("GradScaler")
+            type(value) is cst.Call and (self.imports.qualified_name(value.func, scope.scope) or "").endswith("GradScaler")
             for value, scope, _ in self.bound_values(key, function)
         )
 
@@ -73,7 +73,7 @@ class Optimizers:
                 yield None, scope, None
             for binding in scope.bindings.get(key, []):
                 value = binding.value
-                if isinstance(value, (cst.Tuple, cst.List)) and binding.tuple_index is not None:
+                if type(value) in (cst.Tuple, cst.List) and binding.tuple_index is not None:
                     elements = value.elements
                     if binding.tuple_index < len(elements) and not isinstance(
                         elements[binding.tuple_index], cst.StarredElement
@@ -97,11 +97,11 @@ class Optimizers:
             if value is None and binding is None:  # a parameter: what its callers pass
                 if not self._callers_pass_optimizers(key, scope, depth):
                     return False
-            elif isinstance(value, cst.Name) and value.value in scope.params and binding is not None:
+            elif type(value) is cst.Name and value.value in scope.params and binding is not None:
                 # `self.optimizer = optimizer` in `__init__`
                 if not self._callers_pass_optimizers(value.value, scope, depth):
                     return False
-            elif not (isinstance(value, cst.Call) and self._makes_optimizer(value, binding, scope, depth)):
+            elif not (type(value) is cst.Call and self._makes_optimizer(value, binding, scope, depth)):
                 return False
             found = True
         return found
@@ -118,7 +118,7 @@ class Optimizers:
                 if argument is None:
                     return False
                 caller = call.site.function
-                if isinstance(argument, cst.Call):
+                if type(argument) is cst.Call:
                     passed.append(self._makes_optimizer(argument, None, caller, depth + 1))
                 else:
                     inner = caller.key(argument)
@@ -138,7 +138,7 @@ class Optimizers:
                 return not self.models.file_class(last)
             return False
         func = call.func
-        if isinstance(func, cst.Attribute) and func.attr.value == "prepare":
+        if type(func) is cst.Attribute and func.attr.value == "prepare":
             # `model, optimizer, loader = accelerator.prepare(model, optimizer, loader)`
             positional = [arg for arg in call.args if arg.keyword is None]
             if any(arg.star for arg in positional):
@@ -166,13 +166,13 @@ class Optimizers:
             for binding in scope.bindings.get(name, []):
                 for node in descendants(binding.value) if binding.value is not None else ():
                     if (
-                        isinstance(node, cst.Call)
-                        and isinstance(node.func, cst.Attribute)
+                        type(node) is cst.Call
+                        and type(node.func) is cst.Attribute
                         and node.func.attr.value in ("parameters", "named_parameters")
                     ):
                         key = module_key(node.func.value, scope)
                         if key is not None:
                             owners.add(key)
-                    elif isinstance(node, cst.Name) and node.value != name and node.value in scope.bindings:
+                    elif type(node) is cst.Name and node.value != name and node.value in scope.bindings:
                         owners |= self.parameter_owners(node.value, scope, depth + 1)
         return owners

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import libcst as cst
 
 from lintml.analysis.imports import ImportTable, Scope, dotted_name
-from lintml.analysis.walk import SCOPE_OUTER_FIELDS, child_nodes
+from lintml.analysis.walk import SCOPE_OUTER_FIELDS, child_nodes, is_node
 
 _DEF_NAME = re.compile(r"^[ \t]*(?:async[ \t]+)?def[ \t]+(\w+)", re.M)
 _WORD_BOUNDARY = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
@@ -27,11 +27,11 @@ def words(identifier: str) -> list[str]:
 
 def key_of(expression: cst.BaseExpression, self_name: str | None) -> str | None:
     """A trackable name for an expression: `model`, or `self.model` in a method."""
-    if isinstance(expression, cst.Name):
+    if type(expression) is cst.Name:
         return expression.value
     if (
-        isinstance(expression, cst.Attribute)
-        and isinstance(expression.value, cst.Name)
+        type(expression) is cst.Attribute
+        and type(expression.value) is cst.Name
         and self_name is not None
         and expression.value.value == self_name
     ):
@@ -49,8 +49,8 @@ MODULE_RETURNING_METHODS = frozenset(
 def chain_base(expression: cst.BaseExpression) -> cst.BaseExpression:
     """`model.to(device).half()` -> `model`: strip calls of module-returning methods."""
     while (
-        isinstance(expression, cst.Call)
-        and isinstance(expression.func, cst.Attribute)
+        type(expression) is cst.Call
+        and type(expression.func) is cst.Attribute
         and expression.func.attr.value in MODULE_RETURNING_METHODS
     ):
         expression = expression.func.value
@@ -146,7 +146,7 @@ class Function:
 
     @property
     def is_module_level(self) -> bool:
-        return isinstance(self.node, cst.Module)
+        return type(self.node) is cst.Module
 
     @property
     def self_name(self) -> str | None:
@@ -180,7 +180,7 @@ def owner_of(key: str, function: Function) -> Function:
 
 
 def _decorator_name(expression: cst.BaseExpression) -> str | None:
-    name = dotted_name(expression.func if isinstance(expression, cst.Call) else expression)
+    name = dotted_name(expression.func if type(expression) is cst.Call else expression)
     return name.rsplit(".", 1)[-1] if name else None
 
 
@@ -195,16 +195,16 @@ BACKWARD_METHODS = frozenset({"backward", "manual_backward"})
 
 
 def _is_false(node: cst.BaseExpression | None) -> bool:
-    return isinstance(node, cst.Name) and node.value == "False"
+    return type(node) is cst.Name and node.value == "False"
 
 
 def grad_mode_of(call: cst.BaseExpression, imports: ImportTable, scope: Scope) -> str | None:
     """"off" / "on" for a grad-mode context manager or decorator expression, else None."""
-    target = call.func if isinstance(call, cst.Call) else call
+    target = call.func if type(call) is cst.Call else call
     qualified = imports.qualified_name(target, scope)
     if qualified is None:
         return None
-    args = call.args if isinstance(call, cst.Call) else ()
+    args = call.args if type(call) is cst.Call else ()
     if qualified in GRAD_OFF:
         # inference_mode(False) / inference_mode(mode=False) leave grad mode alone
         if qualified.endswith("inference_mode") and args and _is_false(args[0].value):
@@ -212,11 +212,11 @@ def grad_mode_of(call: cst.BaseExpression, imports: ImportTable, scope: Scope) -
         return "off"
     if qualified in GRAD_ON:
         return "on"
-    if qualified in SET_GRAD and isinstance(call, cst.Call) and args:
+    if qualified in SET_GRAD and type(call) is cst.Call and args:
         value = args[0].value
         if _is_false(value):
             return "off"
-        if isinstance(value, cst.Name) and value.value == "True":
+        if type(value) is cst.Name and value.value == "True":
             return "on"
     return None
 
@@ -225,14 +225,14 @@ def named_grad_off(expression: cst.BaseExpression, imports: ImportTable, scope: 
     """A wrapper of torch's grad modes imported from another library, known by its name:
     `from ultralytics.utils.torch_utils import smart_inference_mode`. For decorators and
     `with` items only; a name the file defines itself is not taken for one."""
-    target = expression.func if isinstance(expression, cst.Call) else expression
+    target = expression.func if type(expression) is cst.Call else expression
     qualified = imports.qualified_name(target, scope)
     if qualified is None or qualified.split(".", 1)[0] == "torch":
         return False  # not imported, or torch's own (known exactly by `grad_mode_of`)
     name = qualified.rsplit(".", 1)[-1].lower()
     if "no_grad" not in name and "inference_mode" not in name:
         return False
-    args = expression.args if isinstance(expression, cst.Call) else ()
+    args = expression.args if type(expression) is cst.Call else ()
     return not (args and _is_false(args[0].value))  # `smart_inference_mode(False)`
 
 
@@ -315,9 +315,9 @@ class Program:
     def _walk_value(self, value) -> None:
         if type(value) in (list, tuple):
             for item in value:
-                if isinstance(item, cst.CSTNode):
+                if is_node(item):
                     self._walk(item)
-        elif isinstance(value, cst.CSTNode):
+        elif is_node(value):
             self._walk(value)
 
     def _walk(self, node: cst.CSTNode) -> None:
@@ -426,7 +426,7 @@ class Program:
             if mode is None and named_grad_off(manager, self.imports, self._function.scope):
                 mode = "off"
             modes.append(mode)
-            if not isinstance(manager, cst.Call):
+            if type(manager) is not cst.Call:
                 qualified = self.imports.qualified_name(manager, self._function.scope)
                 broken = broken or qualified in GRAD_OFF or qualified in GRAD_ON or qualified in SET_GRAD
             if item.asname is not None:
@@ -466,7 +466,7 @@ class Program:
         if (
             id(node) not in self._called
             and node.attr.value in self._def_names
-            and isinstance(node.value, cst.Name)
+            and type(node.value) is cst.Name
             and node.value.value in (self._function.self_name, "cls")
         ):
             self.value_references.append((self._function, node.attr.value, node))
@@ -492,13 +492,13 @@ class Program:
         receiver_key = method = callee = None
         via_self = False
         func = node.func
-        if isinstance(func, cst.Attribute):
+        if type(func) is cst.Attribute:
             method = func.attr.value
             base = chain_base(func.value)
             receiver_key = function.key(base)
-            if isinstance(func.value, cst.Name) and func.value.value in (function.self_name, "cls") and function.cls:
+            if type(func.value) is cst.Name and func.value.value in (function.self_name, "cls") and function.cls:
                 callee, via_self = method, True
-        elif isinstance(func, cst.Name):
+        elif type(func) is cst.Name:
             callee = func.value
         call = Call(node, site, receiver_key, method, callee, via_self)
         self.calls[id(node)] = call
@@ -520,9 +520,9 @@ class Program:
         that call sets the mode by itself: `torch.no_grad()` on its own line, or
         `ctx = torch.no_grad()`, only makes a context manager."""
         statement = self._statements[-1] if self._statements else None
-        if not isinstance(statement, cst.SimpleStatementLine):
+        if type(statement) is not cst.SimpleStatementLine:
             return None
-        if not any(isinstance(small, cst.Expr) and small.value is node for small in statement.body):
+        if not any(type(small) is cst.Expr and small.value is node for small in statement.body):
             return None
         if self.imports.qualified_name(node.func, function.scope) not in SET_GRAD:
             return None
@@ -544,10 +544,10 @@ class Program:
 
     def _bind_target(self, target: cst.BaseExpression, value, statement, index: int | None = None) -> None:
         function = self._function
-        if isinstance(target, (cst.Tuple, cst.List)):
+        if type(target) in (cst.Tuple, cst.List):
             for position, element in enumerate(target.elements):
                 inner = element.value
-                if isinstance(element, cst.StarredElement):
+                if type(element) is cst.StarredElement:
                     self._bind_target(inner, None, statement)
                 else:
                     self._bind_target(inner, value, statement, position)
@@ -562,4 +562,4 @@ class Program:
 
 def _directly_in_class(cls: Class, node: cst.FunctionDef) -> bool:
     body = cls.node.body
-    return isinstance(body, cst.IndentedBlock) and any(statement is node for statement in body.body)
+    return type(body) is cst.IndentedBlock and any(statement is node for statement in body.body)

@@ -43,8 +43,8 @@ def _first_positional(call: cst.Call) -> cst.BaseExpression | None:
 def _cuts_graph(value: cst.BaseExpression) -> bool:
     """`out.detach()`, `loss.item()`: what they return has no graph."""
     return (
-        isinstance(value, cst.Call)
-        and isinstance(value.func, cst.Attribute)
+        type(value) is cst.Call
+        and type(value.func) is cst.Attribute
         and value.func.attr.value in GRAPH_CUTTING_METHODS
     )
 
@@ -64,13 +64,13 @@ class _Amp:
     def is_fp16_autocast(self, expression: cst.BaseExpression, function: Function) -> bool:
         """`torch.autocast("cuda")`, `torch.autocast("cuda", dtype=torch.float16)`,
         `torch.cuda.amp.autocast()`, `torch.amp.autocast("cuda")`: float16 on CUDA."""
-        if not isinstance(expression, cst.Call):
+        if type(expression) is not cst.Call:
             return False
         qualified = self.qualified(expression.func, function)
         if qualified not in AUTOCAST:
             return False
         enabled = _keyword(expression, "enabled")
-        if isinstance(enabled, cst.Name) and enabled.value == "False":
+        if type(enabled) is cst.Name and enabled.value == "False":
             return False
         dtype = _keyword(expression, "dtype")
         if qualified in CUDA_AUTOCAST:
@@ -80,7 +80,7 @@ class _Amp:
         if dtype is not None:
             return self.qualified(dtype, function) in FP16
         device = _keyword(expression, "device_type") or _first_positional(expression)
-        if isinstance(device, cst.SimpleString):
+        if type(device) is cst.SimpleString:
             value = device.evaluated_value
             return isinstance(value, str) and value.split(":", 1)[0] == "cuda"
         return False  # a device lintml cannot read: CPU autocast defaults to bfloat16
@@ -90,7 +90,7 @@ class _Amp:
         if site is None:
             return False
         for statement in site.statements:
-            if isinstance(statement, cst.With) and any(
+            if type(statement) is cst.With and any(
                 self.is_fp16_autocast(item.item, function) for item in statement.items
             ):
                 return True
@@ -125,7 +125,7 @@ class _Amp:
     # -- scalers ---------------------------------------------------------------------
 
     def makes_scaler(self, value: cst.BaseExpression | None, function: Function) -> bool:
-        if not isinstance(value, cst.Call):
+        if type(value) is not cst.Call:
             return False
         qualified = self.qualified(value.func, function) or ""
         return qualified.endswith("GradScaler") or qualified.endswith("GradScaler.GradScaler")
@@ -170,12 +170,12 @@ class _Amp:
     def scaled_by(self, call: Call, scalers: set[str]) -> str | None:
         """`scaler` for `scaler.scale(loss).backward()`."""
         func = call.node.func
-        if not isinstance(func, cst.Attribute):
+        if type(func) is not cst.Attribute:
             return None
         inner = func.value
         if (
-            isinstance(inner, cst.Call)
-            and isinstance(inner.func, cst.Attribute)
+            type(inner) is cst.Call
+            and type(inner.func) is cst.Attribute
             and inner.func.attr.value == "scale"
         ):
             key = call.site.function.key(inner.func.value)
@@ -189,7 +189,7 @@ class _Amp:
             for call in function.calls
             # `accelerator.backward(loss)`, `engine.backward(loss)`: the library scales
             if call.method == "backward"
-            and isinstance(call.node.func, cst.Attribute)
+            and type(call.node.func) is cst.Attribute
             and _first_positional(call.node) is None
         ]
 
@@ -202,7 +202,7 @@ class _Amp:
         scaler: the scaler is used conditionally (`if scaler: ... else: loss.backward()`)."""
         statements = call.site.statements
         for position, statement in enumerate(statements):
-            if not isinstance(statement, cst.If):
+            if type(statement) is not cst.If:
                 continue
             inner = statements[position + 1] if position + 1 < len(statements) else None
             in_body = inner is not None and any(child is inner for child in statement.body.body)
@@ -277,7 +277,7 @@ class GradScalerBypassed(Check):
     def _direct_steps(self, amp: _Amp, function: Function, scalers: set[str]) -> None:
         for call in function.calls:
             func = call.node.func
-            if call.method != "step" or call.node.args or not isinstance(func, cst.Attribute):
+            if call.method != "step" or call.node.args or type(func) is not cst.Attribute:
                 continue
             key = function.key(func.value)
             if key is None or key in scalers:

@@ -167,16 +167,16 @@ class FileContext:
 
 def _is_docstring(statement: cst.CSTNode) -> bool:
     return (
-        isinstance(statement, cst.SimpleStatementLine)
+        type(statement) is cst.SimpleStatementLine
         and len(statement.body) == 1
-        and isinstance(statement.body[0], cst.Expr)
+        and type(statement.body[0]) is cst.Expr
         and isinstance(statement.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
     )
 
 
 def _is_future_import(statement: cst.CSTNode) -> bool:
-    return isinstance(statement, cst.SimpleStatementLine) and any(
-        isinstance(small, cst.ImportFrom) and small.module is not None and dotted_name(small.module) == "__future__"
+    return type(statement) is cst.SimpleStatementLine and any(
+        type(small) is cst.ImportFrom and small.module is not None and dotted_name(small.module) == "__future__"
         for small in statement.body
     )
 

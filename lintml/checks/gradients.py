@@ -34,7 +34,7 @@ class GradModeNotCalled(Check):
 
     def visit_WithItem(self, node: cst.WithItem) -> None:
         manager = node.item
-        if isinstance(manager, cst.Call):
+        if type(manager) is cst.Call:
             return
         qualified = self.context.qualified_name(manager)
         written = self.context.code_for(manager)
@@ -57,7 +57,7 @@ class GradModeNotCalled(Check):
         # evaluated in the enclosing one. `@torch.no_grad` (no parentheses) is fine on
         # PyTorch 2; `@torch.set_grad_enabled` calls it with the function as the mode.
         for decorator in node.decorators:
-            if isinstance(decorator.decorator, cst.Call):
+            if type(decorator.decorator) is cst.Call:
                 continue
             if self.context.qualified_name(decorator.decorator) in SET_GRAD_ENABLED:
                 written = self.context.code_for(decorator.decorator)
@@ -166,10 +166,10 @@ class InferenceWithoutNoGrad(Check):
         training += [call.node for call in function.step_calls]
         previous: cst.CSTNode | None = None
         for statement in statements:
-            in_block = not (isinstance(previous, cst.If) and previous.orelse is statement)
+            in_block = not (type(previous) is cst.If and previous.orelse is statement)
             if (
                 in_block
-                and not isinstance(statement, (cst.FunctionDef, cst.ClassDef))
+                and type(statement) not in (cst.FunctionDef, cst.ClassDef)
                 and not any(contains(statement, node) for node in training)
             ):
                 return statement
@@ -180,7 +180,7 @@ class InferenceWithoutNoGrad(Check):
         """Replace `statement` by `header` and the statement indented one level below it."""
         newline = self.context.module.default_newline
         bare = statement.with_changes(leading_lines=())
-        if isinstance(bare, cst.SimpleStatementLine):
+        if type(bare) is cst.SimpleStatementLine:
             # the trailing comment and newline lie outside the statement's span: kept as is
             bare = bare.with_changes(trailing_whitespace=cst.TrailingWhitespace(newline=cst.Newline(value="")))
         code = self.context.module.code_for_node(bare).rstrip("\r\n")
@@ -247,13 +247,13 @@ class LossAccumulatedWithGraph(Check):
     triggers = ("loss", "backward", *MODEL_TRIGGERS)
 
     def visit_AugAssign(self, node: cst.AugAssign) -> None:
-        if isinstance(node.operator, cst.AddAssign):
+        if type(node.operator) is cst.AddAssign:
             self._check(node, node.target, node.value, numeric_target=True)
 
     def visit_Assign(self, node: cst.Assign) -> None:
         # `total = total + loss`
         value = node.value
-        if len(node.targets) != 1 or not isinstance(value, cst.BinaryOperation) or not isinstance(value.operator, cst.Add):
+        if len(node.targets) != 1 or type(value) is not cst.BinaryOperation or type(value.operator) is not cst.Add:
             return
         target = self.context.code_for(node.targets[0].target)
         if self.context.code_for(value.left) == target:
@@ -264,7 +264,7 @@ class LossAccumulatedWithGraph(Check):
     def visit_Call(self, node: cst.Call) -> None:
         # `losses.append(loss)`
         func = node.func
-        if isinstance(func, cst.Attribute) and func.attr.value == "append" and len(node.args) == 1 and not node.args[0].keyword:
+        if type(func) is cst.Attribute and func.attr.value == "append" and len(node.args) == 1 and not node.args[0].keyword:
             self._check(node, func.value, node.args[0].value, numeric_target=False)
 
     def _check(self, statement: cst.CSTNode, accumulator: cst.BaseExpression, term: cst.BaseExpression, *, numeric_target: bool) -> None:
@@ -342,24 +342,24 @@ class LossAccumulatedWithGraph(Check):
         if depth > 6:
             return None
         context = self.context
-        if isinstance(term, cst.BinaryOperation):
+        if type(term) is cst.BinaryOperation:
             sides = [self._graph_origin(side, function, order, depth + 1) for side in (term.left, term.right)]
             known = [side for side in sides if side is not None]
             if not known:
                 return None
             return known[0][0], all(scalar for _, scalar in known)
-        if isinstance(term, cst.UnaryOperation):
+        if type(term) is cst.UnaryOperation:
             return self._graph_origin(term.expression, function, order, depth + 1)
-        if isinstance(term, cst.Call):
+        if type(term) is cst.Call:
             return self._call_origin(term, function, order, depth)
         key = function.key(term)  # `loss`, `self.loss`
-        if isinstance(term, cst.Attribute) and key is None and term.attr.value not in NO_GRAPH_ATTRIBUTES:
+        if type(term) is cst.Attribute and key is None and term.attr.value not in NO_GRAPH_ATTRIBUTES:
             # a field of a model's output: `outputs.loss`, `outputs.logits`
             base_origin = self._graph_origin(term.value, function, order, depth + 1)
             if base_origin is None or base_origin[0] != MODEL_OUTPUT:
                 return None
             return ("a model output's `.loss`", True) if term.attr.value == "loss" else base_origin
-        if isinstance(term, cst.Subscript):
+        if type(term) is cst.Subscript:
             base_origin = self._graph_origin(term.value, function, order, depth + 1)
             if base_origin is not None and base_origin[0] == MODEL_OUTPUT and _loss_key(term):
                 return "a model output's `loss`", True
@@ -374,7 +374,7 @@ class LossAccumulatedWithGraph(Check):
             origin = self._graph_origin(latest.value, function, latest.order, depth + 1)
             if origin is not None:
                 return origin
-        computed = isinstance(latest.value, (cst.Call, cst.BinaryOperation, cst.Attribute, cst.Subscript))
+        computed = type(latest.value) in (cst.Call, cst.BinaryOperation, cst.Attribute, cst.Subscript)
         if computed and not _detaching_call(latest.value):
             backward = self._backward_on(context.code_for(term), function)
             if backward is not None:
@@ -387,16 +387,16 @@ class LossAccumulatedWithGraph(Check):
         qualified = context.qualified_name(func)
         if qualified in FUNCTIONAL_LOSSES:
             return f"the result of `{qualified.rsplit('.', 1)[-1]}`", not _reduces_to_none(term)
-        if isinstance(func, cst.Name) and func.value in DETACHING_FUNCTIONS:
+        if type(func) is cst.Name and func.value in DETACHING_FUNCTIONS:
             return None
-        if isinstance(func, cst.Attribute) and func.attr.value in DETACHING_METHODS:
+        if type(func) is cst.Attribute and func.attr.value in DETACHING_METHODS:
             return None
         if context.models.forward_key(term, function) is not None:
             return MODEL_OUTPUT, False
         criterion = self._criterion(func, function)
         if criterion is not None:
             return "the result of a loss function", not _reduces_to_none(criterion)
-        if isinstance(func, cst.Attribute) and func.attr.value in REDUCTIONS | GRAPH_KEEPING_METHODS:
+        if type(func) is cst.Attribute and func.attr.value in REDUCTIONS | GRAPH_KEEPING_METHODS:
             base = self._graph_origin(func.value, function, order, depth + 1)
             if base is None:
                 return None
@@ -418,7 +418,7 @@ class LossAccumulatedWithGraph(Check):
         for scope in scopes:
             for binding in scope.bindings.get(key, []):
                 value = binding.value
-                if isinstance(value, cst.Call):
+                if type(value) is cst.Call:
                     qualified = self.context.qualified_name(value.func) or ""
                     if qualified.startswith("torch.nn.") and qualified.endswith("Loss"):
                         return value
@@ -486,16 +486,16 @@ def _bound_value(binding) -> cst.BaseExpression | None:
     value = binding.value
     if binding.tuple_index is None:
         return value
-    if isinstance(value, (cst.Tuple, cst.List)) and binding.tuple_index < len(value.elements):
+    if type(value) in (cst.Tuple, cst.List) and binding.tuple_index < len(value.elements):
         element = value.elements[binding.tuple_index]
-        return None if isinstance(element, cst.StarredElement) else element.value
+        return None if type(element) is cst.StarredElement else element.value
     return None
 
 
 def _reduces_to_none(call: cst.Call) -> bool:
     """`reduction="none"`: one loss per element, not a one-element tensor."""
     return any(
-        arg.keyword is not None and arg.keyword.value == "reduction" and isinstance(arg.value, cst.SimpleString)
+        arg.keyword is not None and arg.keyword.value == "reduction" and type(arg.value) is cst.SimpleString
         and arg.value.evaluated_value == "none"
         for arg in call.args
     )
@@ -507,26 +507,26 @@ def _loss_key(subscript: cst.Subscript) -> bool:
     if len(elements) != 1 or not isinstance(elements[0].slice, cst.Index):
         return False
     index = elements[0].slice.value
-    return isinstance(index, cst.SimpleString) and index.evaluated_value == "loss"
+    return type(index) is cst.SimpleString and index.evaluated_value == "loss"
 
 
 def _detaching_call(value: cst.BaseExpression) -> bool:
-    if isinstance(value, cst.Call):
+    if type(value) is cst.Call:
         func = value.func
-        if isinstance(func, cst.Attribute) and func.attr.value in DETACHING_METHODS:
+        if type(func) is cst.Attribute and func.attr.value in DETACHING_METHODS:
             return True
-        if isinstance(func, cst.Name) and func.value in DETACHING_FUNCTIONS:
+        if type(func) is cst.Name and func.value in DETACHING_FUNCTIONS:
             return True
     return False
 
 
 def _call_on(written: str, term: cst.BaseExpression, method: str) -> str:
-    if isinstance(term, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)):
+    if type(term) in (cst.Name, cst.Attribute, cst.Call, cst.Subscript):
         return f"{written}.{method}()"
     return f"({written}).{method}()"
 
 
 def _append_call(term: cst.BaseExpression, method: str):
-    if isinstance(term, (cst.Name, cst.Attribute, cst.Call, cst.Subscript)) and not term.lpar:
+    if type(term) in (cst.Name, cst.Attribute, cst.Call, cst.Subscript) and not term.lpar:
         return insert_after(term, f".{method}()")
     return replace_node(term, f"({cst.Module([]).code_for_node(term)}).{method}()")

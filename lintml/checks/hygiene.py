@@ -93,10 +93,10 @@ class MissingZeroGrad(Check):
             if not start <= call.site.order <= end:
                 continue
             func = call.node.func
-            if call.method == "zero_grad" and isinstance(func, cst.Attribute):
+            if call.method == "zero_grad" and type(func) is cst.Attribute:
                 found.zeroed.add(module_key(func.value, function) or _UNIVERSAL)
                 continue
-            if call.method in _GRAD_CLEARING and isinstance(func, cst.Attribute) and _names_grad(func.value):
+            if call.method in _GRAD_CLEARING and type(func) is cst.Attribute and _names_grad(func.value):
                 found.zeroed.add(self._parameters_owner(call.node, function))
                 continue
             callee = context.callgraph.resolve(call)
@@ -120,35 +120,35 @@ class MissingZeroGrad(Check):
                 if closure is not None and depth < _MAX_DEPTH:
                     self._scan(closure, 0, closure.end, closure.node, found, depth + 1)
         for descendant in descendants(node):
-            if isinstance(descendant, cst.FunctionDef) and descendant is not node:
+            if type(descendant) is cst.FunctionDef and descendant is not node:
                 continue
             targets: list[cst.BaseExpression] = []
-            if isinstance(descendant, cst.Assign):
+            if type(descendant) is cst.Assign:
                 targets = [target.target for target in descendant.targets]
-            elif isinstance(descendant, cst.AnnAssign):
+            elif type(descendant) is cst.AnnAssign:
                 targets = [descendant.target]
-            elif isinstance(descendant, cst.Del):
+            elif type(descendant) is cst.Del:
                 targets = [descendant.target]
             for target in targets:
                 for element in _elements(target):
-                    if isinstance(element, cst.Attribute) and element.attr.value == "grad":
+                    if type(element) is cst.Attribute and element.attr.value == "grad":
                         found.zeroed.add(self._parameters_owner(descendant, function))
 
     def _expose_arguments(self, call: Call, function: Function, found: _Zeroing) -> None:
         func = call.node.func
-        if isinstance(func, cst.Attribute) and func.attr.value in _HARMLESS_METHODS:
+        if type(func) is cst.Attribute and func.attr.value in _HARMLESS_METHODS:
             return
-        if isinstance(func, cst.Name) and func.value in _HARMLESS_FUNCTIONS:
+        if type(func) is cst.Name and func.value in _HARMLESS_FUNCTIONS:
             return
         for arg in call.node.args:
             key = function.key(chain_base(arg.value))
-            if key is None and isinstance(arg.value, cst.Name):
+            if key is None and type(arg.value) is cst.Name:
                 key = arg.value.value
             if key is not None:
                 found.exposed.add(key)
 
     def _function_named(self, expression: cst.BaseExpression, function: Function) -> Function | None:
-        if not isinstance(expression, cst.Name):
+        if type(expression) is not cst.Name:
             return None
         current: Function | None = function
         while current is not None:
@@ -176,12 +176,12 @@ class MissingZeroGrad(Check):
         site = self.context.program.site(node)
         statements = site.statements if site is not None else ()
         for statement in reversed(statements):
-            if not isinstance(statement, cst.For):
+            if type(statement) is not cst.For:
                 continue
             iterable = statement.iter
             if (
-                isinstance(iterable, cst.Call)
-                and isinstance(iterable.func, cst.Attribute)
+                type(iterable) is cst.Call
+                and type(iterable.func) is cst.Attribute
                 and iterable.func.attr.value in ("parameters", "named_parameters")
             ):
                 return module_key(iterable.func.value, function) or _UNIVERSAL
@@ -213,7 +213,7 @@ class MissingZeroGrad(Check):
 
 def _names_grad(expression: cst.BaseExpression) -> bool:
     """`p.grad` or `p.grad.data`."""
-    while isinstance(expression, cst.Attribute):
+    while type(expression) is cst.Attribute:
         if expression.attr.value == "grad":
             return True
         expression = expression.value
@@ -221,7 +221,7 @@ def _names_grad(expression: cst.BaseExpression) -> bool:
 
 
 def _elements(target: cst.BaseExpression):
-    if isinstance(target, (cst.Tuple, cst.List)):
+    if type(target) in (cst.Tuple, cst.List):
         for element in target.elements:
             yield from _elements(element.value)
     else:

@@ -22,7 +22,7 @@ GENERATION_CONFIG_FACTORIES = GENERATION_CONFIG | frozenset(
 
 
 def _is_false(node: cst.BaseExpression) -> bool:
-    return isinstance(node, cst.Name) and node.value == "False"
+    return type(node) is cst.Name and node.value == "False"
 
 
 def _use_cache_false(call: cst.Call) -> cst.Arg | None:
@@ -33,7 +33,7 @@ def _use_cache_false(call: cst.Call) -> cst.Arg | None:
 
 
 def _has_comment(node: cst.CSTNode) -> bool:
-    return isinstance(node, cst.Comment) or any(_has_comment(child) for child in node.children)
+    return type(node) is cst.Comment or any(_has_comment(child) for child in node.children)
 
 
 def _drop_argument(call: cst.Call, arg: cst.Arg) -> NodeFix:
@@ -41,12 +41,12 @@ def _drop_argument(call: cst.Call, arg: cst.Arg) -> NodeFix:
     that belongs to another line."""
     args = list(call.args)
     index = args.index(arg)
-    has_comma = isinstance(arg.comma, cst.Comma)
+    has_comma = type(arg.comma) is cst.Comma
     before = args[index - 1].comma.whitespace_after if index > 0 else call.whitespace_before_args
     after = arg.comma.whitespace_after if has_comma else arg.whitespace_after_arg
     # a comment between the previous argument's comma and this one's end
     comment_after_previous = index > 0 and (_has_comment(args[index - 1].comma) or _has_comment(arg))
-    if isinstance(before, cst.ParenthesizedWhitespace) and isinstance(after, cst.ParenthesizedWhitespace):
+    if type(before) is cst.ParenthesizedWhitespace and type(after) is cst.ParenthesizedWhitespace:
         # the argument has a line of its own: delete that line, with its own comment
         line_start = before.empty_lines[-1] if before.empty_lines else before.first_line
         edit = delete_between(Anchor(line_start, "end"), Anchor(after.first_line, "end"))
@@ -104,7 +104,7 @@ class GenerateWithoutKvCache(Check):
         for target in node.targets:
             attribute = target.target
             if (
-                isinstance(attribute, cst.Attribute)
+                type(attribute) is cst.Attribute
                 and attribute.attr.value == "use_cache"
                 and self._is_generation_config(attribute.value)
             ):
@@ -122,27 +122,27 @@ class GenerateWithoutKvCache(Check):
             self._remember_generation_config(node.target)
 
     def _remember_generation_config(self, target: cst.BaseExpression) -> None:
-        if isinstance(target, cst.Name):
+        if type(target) is cst.Name:
             self.generation_configs.add((id(self.context.scope.node), target.value))
 
     def _is_generate(self, func: cst.BaseExpression) -> bool:
-        return isinstance(func, cst.Attribute) and func.attr.value == "generate"
+        return type(func) is cst.Attribute and func.attr.value == "generate"
 
     def _is_generation_config_update(self, func: cst.BaseExpression) -> bool:
         """`model.generation_config.update(...)`: GenerationConfig.update sets attributes."""
         return (
-            isinstance(func, cst.Attribute)
+            type(func) is cst.Attribute
             and func.attr.value == "update"
             and self._is_generation_config(func.value)
         )
 
     def _is_generation_config(self, node: cst.BaseExpression) -> bool:
         """`model.generation_config`, `GenerationConfig(...)`, or a name bound to one."""
-        if isinstance(node, cst.Attribute):
+        if type(node) is cst.Attribute:
             return node.attr.value == "generation_config"
-        if isinstance(node, cst.Name):
+        if type(node) is cst.Name:
             return self._names_generation_config(node.value)
-        if isinstance(node, cst.Call):
+        if type(node) is cst.Call:
             return self.context.qualified_name(node.func) in GENERATION_CONFIG_FACTORIES
         return False
 
@@ -172,15 +172,15 @@ _TRAINER_SAVE_METHODS = frozenset({"save_model", "push_to_hub"})
 
 
 def _is_true(node: cst.BaseExpression) -> bool:
-    return isinstance(node, cst.Name) and node.value == "True"
+    return type(node) is cst.Name and node.value == "True"
 
 
 def _config_use_cache_owner(target: cst.BaseExpression) -> cst.BaseExpression | None:
     """`model` in `model.config.use_cache`."""
     if (
-        isinstance(target, cst.Attribute)
+        type(target) is cst.Attribute
         and target.attr.value == "use_cache"
-        and isinstance(target.value, cst.Attribute)
+        and type(target.value) is cst.Attribute
         and target.value.attr.value == "config"
     ):
         return target.value.value
@@ -195,8 +195,8 @@ def _may_set_use_cache(node: cst.Assign) -> bool:
         return True
     value = chain_base(node.value)
     return (
-        isinstance(value, cst.Call)
-        and isinstance(value.func, cst.Attribute)
+        type(value) is cst.Call
+        and type(value.func) is cst.Attribute
         and value.func.attr.value == "from_pretrained"
         and _use_cache_false(value) is not None
     )
@@ -238,8 +238,8 @@ class CacheDisabledInConfig(Check):
                     self.restored.setdefault((id(function.node), key), []).append(site.order)
             value = chain_base(node.value)
             if (
-                isinstance(value, cst.Call)
-                and isinstance(value.func, cst.Attribute)
+                type(value) is cst.Call
+                and type(value.func) is cst.Attribute
                 and value.func.attr.value == "from_pretrained"
             ):
                 arg = _use_cache_false(value)
@@ -323,7 +323,7 @@ class CacheDisabledInConfig(Check):
         for name, bindings in function.bindings.items():
             for binding in bindings:
                 value = binding.value
-                if not isinstance(value, cst.Call) or binding.tuple_index is not None:
+                if type(value) is not cst.Call or binding.tuple_index is not None:
                     continue
                 dotted = self.context.code_for(value.func)
                 if not dotted.endswith("Trainer"):
@@ -399,7 +399,7 @@ class DecodingLoopWithoutCache(Check):
         names = []
         for candidate in candidates:
             base = chain_base(candidate)
-            if isinstance(base, cst.Name):
+            if type(base) is cst.Name:
                 names.append(base.value)
         return names
 
@@ -410,7 +410,7 @@ class DecodingLoopWithoutCache(Check):
         index = next((i for i, s in enumerate(statements) if s is loop.node), None)
         if index is None:
             return False
-        return any(isinstance(s, (cst.If, cst.Try)) for s in statements[index + 1 :])
+        return any(type(s) in (cst.If, cst.Try) for s in statements[index + 1 :])
 
     def _grown_by(self, name: str, function, site) -> str | None:
         """How a loop around `site` grows `name`: `torch.cat` of a list holding `name`."""
@@ -422,7 +422,7 @@ class DecodingLoopWithoutCache(Check):
         bindings = function.bindings.get(name, [])
         for binding in bindings:
             value = binding.value
-            if binding.tuple_index is not None or not isinstance(value, cst.Call):
+            if binding.tuple_index is not None or type(value) is not cst.Call:
                 continue
             growing = [loop for loop in loops if loop.encloses(binding.order)]
             if not growing:
@@ -440,7 +440,7 @@ class DecodingLoopWithoutCache(Check):
             if qualified not in _GROWING_CALLS or not value.args:
                 continue
             parts = value.args[0].value
-            if not isinstance(parts, (cst.List, cst.Tuple)):
+            if type(parts) not in (cst.List, cst.Tuple):
                 continue
             if any(
                 isinstance(chain_base(element.value), cst.Name) and chain_base(element.value).value == name

@@ -21,7 +21,7 @@ class ForwardCalledDirectly(Check):
 
     def visit_Call(self, node: cst.Call) -> None:
         func = node.func
-        if not (isinstance(func, cst.Attribute) and func.attr.value == "forward"):
+        if not (type(func) is cst.Attribute and func.attr.value == "forward"):
             return
         context = self.context
         site = context.program.site(node)
@@ -52,10 +52,10 @@ class ForwardCalledDirectly(Check):
         owner = models.owner_of(key, function)
         for binding in owner.bindings.get(key, []):
             value = binding.value
-            if isinstance(value, cst.Call) and isinstance(value.func, cst.Name):
+            if type(value) is cst.Call and type(value.func) is cst.Name:
                 cls = models.file_class(value.func.value)
                 if cls is not None and all(
-                    isinstance(base.value, cst.Name) and base.value.value == "object" for base in cls.node.bases
+                    type(base.value) is cst.Name and base.value.value == "object" for base in cls.node.bases
                 ):
                     return True
         return False

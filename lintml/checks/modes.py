@@ -10,6 +10,7 @@ from lintml.analysis.context import LIGHTNING_TRAIN_HOOKS, TrainingLoop
 from lintml.analysis.imports import dotted_name
 from lintml.analysis.models import QUANTIZATION_MODULES, Mode
 from lintml.analysis.program import Call, Class, Function, Loop, Site
+from lintml.analysis.walk import concrete_types
 from lintml.checks.base import Anchor, Check, NodeEdit, NodeFix, insert_after, insert_line_before
 from lintml.checks.gradients import MODEL_TRIGGERS
 from lintml.findings import Applicability
@@ -30,7 +31,7 @@ class ModeMethodNotCalled(Check):
 
     def visit_Expr(self, node: cst.Expr) -> None:
         attribute = node.value
-        if not (isinstance(attribute, cst.Attribute) and attribute.attr.value in SIDE_EFFECT_METHODS):
+        if not (type(attribute) is cst.Attribute and attribute.attr.value in SIDE_EFFECT_METHODS):
             return
         written = self.context.code_for(attribute)
         self.report(
@@ -42,7 +43,7 @@ class ModeMethodNotCalled(Check):
 
 def _loop_header(loop_node: cst.For | cst.While) -> cst.CSTNode:
     """The part of a loop a finding points at: what it iterates over, or its test."""
-    return loop_node.iter if isinstance(loop_node, cst.For) else loop_node.test
+    return loop_node.iter if type(loop_node) is cst.For else loop_node.test
 
 
 # Hugging Face trainers (and those built on them) call these with the model in eval mode.
@@ -63,7 +64,7 @@ def _insertion_point(site: Site, mode_changes: list[int]) -> cst.CSTNode | None:
             return loop.node
     statements = list(site.statements)
     # an `elif` is an `If` in its parent's `orelse`: nothing can go before it
-    while len(statements) > 1 and isinstance(statements[-1], cst.If) and isinstance(statements[-2], cst.If) and statements[-2].orelse is statements[-1]:
+    while len(statements) > 1 and type(statements[-1]) is cst.If and type(statements[-2]) is cst.If and statements[-2].orelse is statements[-1]:
         statements.pop()
     return statements[-1] if statements else None
 
@@ -96,7 +97,7 @@ class InferenceWithoutEval(Check):
 
     def visit_Expr(self, node: cst.Expr) -> None:
         attribute = node.value
-        if isinstance(attribute, cst.Attribute) and attribute.attr.value == "eval":
+        if type(attribute) is cst.Attribute and attribute.attr.value == "eval":
             function = self._functions[-1] if self._functions else self.context.program.module_function
             self._uncalled_evals.append((function, self.context.code_for(attribute.value), attribute))
 
@@ -154,10 +155,10 @@ class InferenceWithoutEval(Check):
             if qualified.split(".", 1)[0] in TRAINER_LIBRARIES and qualified.endswith("Trainer"):
                 return True
             if not qualified and (dotted_name(base.value) or "").endswith("Trainer") and not (
-                isinstance(base.value, cst.Name) and base.value.value in self.context.program.classes
+                type(base.value) is cst.Name and base.value.value in self.context.program.classes
             ):
                 return True  # `from .trainer import Trainer` inside transformers itself
-            if isinstance(base.value, cst.Name) and qualified == "":
+            if type(base.value) is cst.Name and qualified == "":
                 for other in self.context.program.classes.get(base.value.value, []):
                     if other is not cls and self._is_trainer_class(other, depth + 1):
                         return True
@@ -199,9 +200,9 @@ class InferenceWithoutEval(Check):
 def _model_expression(call: cst.Call) -> cst.BaseExpression:
     """`model` in `model(x)` and in `model.forward(x)`."""
     func = call.func
-    if isinstance(func, cst.Attribute) and func.attr.value == "forward":
+    if type(func) is cst.Attribute and func.attr.value == "forward":
         return func.value
-    if isinstance(func, cst.Subscript):
+    if type(func) is cst.Subscript:
         return func.value  # the ModuleDict whose item runs
     return func
 
@@ -259,7 +260,7 @@ def _train_mode(call: cst.Call) -> Mode:
     if not call.args:
         return Mode.TRAIN
     value = call.args[0].value
-    if isinstance(value, cst.Name) and value.value in ("True", "False"):
+    if type(value) is cst.Name and value.value in ("True", "False"):
         return Mode.TRAIN if value.value == "True" else Mode.EVAL
     return Mode.UNKNOWN
 
@@ -387,16 +388,16 @@ def _exit_after(site: Site, function: Function) -> _Exit | None:
     statements = site.statements
     for index in range(len(statements) - 1, 0, -1):
         inner, outer = statements[index], statements[index - 1]
-        if isinstance(outer, (cst.FunctionDef, cst.ClassDef)):
+        if type(outer) in (cst.FunctionDef, cst.ClassDef):
             return None
-        if index != len(statements) - 1 and isinstance(inner, (cst.For, cst.While)):
+        if index != len(statements) - 1 and type(inner) in (cst.For, cst.While):
             return None  # what follows a loop around the switch runs only once that loop ends
         for statement in _following(outer, inner):
-            for small in statement.body if isinstance(statement, cst.SimpleStatementLine) else ():
-                if isinstance(small, (cst.Return, cst.Raise)):
+            for small in statement.body if type(statement) is cst.SimpleStatementLine else ():
+                if type(small) in (cst.Return, cst.Raise):
                     return _Exit("return", None)
-                if isinstance(small, (cst.Break, cst.Continue)):
-                    kind = "break" if isinstance(small, cst.Break) else "continue"
+                if type(small) in (cst.Break, cst.Continue):
+                    kind = "break" if type(small) is cst.Break else "continue"
                     return _Exit(kind, _innermost_loop(statements[:index], function))
     return None
 
@@ -410,20 +411,24 @@ def _following(outer: cst.CSTNode, inner: cst.CSTNode) -> list[cst.CSTNode]:
     return []
 
 
+# what a search for a compound statement's blocks does not look into
+_NOT_SEARCHED = concrete_types(cst.BaseCompoundStatement, cst.SimpleStatementLine, cst.BaseExpression)
+
+
 def _blocks(statement: cst.CSTNode):
     """The statement lists directly inside a compound statement (body, else, except...)."""
     stack = list(statement.children)
     while stack:
         node = stack.pop()
-        if isinstance(node, cst.IndentedBlock):
+        if type(node) is cst.IndentedBlock:
             yield node.body
-        elif not isinstance(node, (cst.BaseCompoundStatement, cst.SimpleStatementLine, cst.BaseExpression)):
+        elif type(node) not in _NOT_SEARCHED:
             stack.extend(node.children)
 
 
 def _innermost_loop(statements: tuple[cst.CSTNode, ...], function: Function) -> Loop | None:
     for statement in reversed(statements):
-        if isinstance(statement, (cst.For, cst.While)):
+        if type(statement) in (cst.For, cst.While):
             return next((loop for loop in function.loops if loop.node is statement), None)
     return None
 
@@ -457,7 +462,7 @@ def _other_branches(first: Site, second: Site) -> bool:
     """The two places are in different branches of one `if` (`if flag: model.train()`
     / `else: model.eval()`): never both run in one pass."""
     for index, statement in enumerate(first.statements[:-1]):
-        if not isinstance(statement, cst.If):
+        if type(statement) is not cst.If:
             continue
         position = next((i for i, other in enumerate(second.statements[:-1]) if other is statement), None)
         if position is None:
@@ -469,7 +474,7 @@ def _other_branches(first: Site, second: Site) -> bool:
 
 def _in_body(statement: cst.If, inner: cst.CSTNode) -> bool:
     body = statement.body
-    return isinstance(body, cst.IndentedBlock) and any(child is inner for child in body.body)
+    return type(body) is cst.IndentedBlock and any(child is inner for child in body.body)
 
 
 def _chosen_by_a_condition(check: Check, switch: cst.CSTNode, others: list[cst.CSTNode]) -> bool:
@@ -558,7 +563,7 @@ class TrainModeNotRestored(Check):
 
     def _fix_at_top(self, loop: TrainingLoop, model: str) -> NodeFix | None:
         body = loop.loop.node.body
-        if not isinstance(body, cst.IndentedBlock):
+        if type(body) is not cst.IndentedBlock:
             return None
         line = _insert_line_above(body.body[0], f"{model}.train()", self.context.module.default_newline)
         return NodeFix(f"Call `{model}.train()` at the top of the loop", (line,))
@@ -569,7 +574,7 @@ class TrainModeNotRestored(Check):
         function) and the training step comes after it."""
         body = loop.loop.node.body
         statements = self.context.program.site(switch.node).statements
-        if not isinstance(body, cst.IndentedBlock) or not any(s is loop.loop.node for s in statements):
+        if type(body) is not cst.IndentedBlock or not any(s is loop.loop.node for s in statements):
             return None
         holder = statements[next(i for i, s in enumerate(statements) if s is loop.loop.node) + 1]
         if _is_bare_statement(holder, switch.node) and self._is_direct(switch, model):
@@ -585,9 +590,9 @@ class TrainModeNotRestored(Check):
 
 def _is_bare_statement(statement: cst.CSTNode, call: cst.Call) -> bool:
     return (
-        isinstance(statement, cst.SimpleStatementLine)
+        type(statement) is cst.SimpleStatementLine
         and len(statement.body) == 1
-        and isinstance(statement.body[0], cst.Expr)
+        and type(statement.body[0]) is cst.Expr
         and statement.body[0].value is call
     )
 

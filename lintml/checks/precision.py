@@ -39,7 +39,7 @@ def _argument(call: cst.Call, keyword: str) -> cst.BaseExpression | None:
 
 
 def _string(node: cst.BaseExpression | None) -> str | None:
-    if isinstance(node, cst.SimpleString):
+    if type(node) is cst.SimpleString:
         value = node.evaluated_value
         return value if isinstance(value, str) else None
     return None
@@ -84,7 +84,7 @@ class Tf32Enabled(Check):
             qualified = self.context.qualified_name(target.target)
             written = self.context.code_for(target.target).strip()
             ops = "convolutions" if qualified and ".cudnn" in qualified else "matmuls"
-            if qualified in TF32_FLAGS and isinstance(value, cst.Name) and value.value == "True":
+            if qualified in TF32_FLAGS and type(value) is cst.Name and value.value == "True":
                 self._report(target.target, f"`{written} = True`", ops)
             elif qualified in TF32_PRECISION_FLAGS and _string(value) == "tf32":
                 self._report(target.target, f'`{written} = "tf32"`', ops)
@@ -121,7 +121,7 @@ _RUNNING_METHODS = frozenset({"generate", "encode", "predict", "forward", "__cal
 def _chain(expression: cst.BaseExpression) -> list[cst.Call]:
     """The calls of a chain `X.from_pretrained(...).half().to(device)`, outermost first."""
     calls: list[cst.Call] = []
-    while isinstance(expression, cst.Call):
+    while type(expression) is cst.Call:
         calls.append(expression)
         if chain_base(expression) is expression:
             break
@@ -137,14 +137,14 @@ class _Float16(Check):
         `a if cond else b` is float16 only when both sides are."""
         if expression is None or depth > 4:
             return False
-        if isinstance(expression, cst.IfExp):
+        if type(expression) is cst.IfExp:
             return self._is_float16(expression.body, function, depth + 1) and self._is_float16(
                 expression.orelse, function, depth + 1
             )
         qualified = self.context.imports.qualified_name(expression, function.scope)
         if qualified in FLOAT16_DTYPES:
             return True
-        if isinstance(expression, cst.SimpleString):
+        if type(expression) is cst.SimpleString:
             return expression.evaluated_value in ("float16", "fp16", "half")
         key = function.key(expression)
         if key is None or qualified is not None:
@@ -165,7 +165,7 @@ class _Float16(Check):
         """The node that makes a float16 model in `call`: the `half` of `.half()`, the
         dtype of `.to(torch.float16)` or of `from_pretrained(..., torch_dtype=torch.float16)`."""
         func = call.func
-        if not isinstance(func, cst.Attribute):
+        if type(func) is not cst.Attribute:
             return None
         method = func.attr.value
         if method == "half" and not call.args:
@@ -301,16 +301,16 @@ class HalfPrecisionOnCpu(_Float16):
         if site is None:
             return True
         for statement in site.statements:
-            if isinstance(statement, (cst.If, cst.While)) and _DEVICE_GUARD.search(self.context.code_for(statement.test)):
+            if type(statement) in (cst.If, cst.While) and _DEVICE_GUARD.search(self.context.code_for(statement.test)):
                 return True
         body = function.node.body
-        statements = body.body if isinstance(body, cst.IndentedBlock) else (body if isinstance(body, (list, tuple)) else ())
+        statements = body.body if type(body) is cst.IndentedBlock else (body if isinstance(body, (list, tuple)) else ())
         for statement in statements:
-            if isinstance(statement, cst.SimpleStatementLine):
+            if type(statement) is cst.SimpleStatementLine:
                 for small in statement.body:
-                    if isinstance(small, cst.Assert) and _CUDA_WORDS.search(self.context.code_for(small.test)):
+                    if type(small) is cst.Assert and _CUDA_WORDS.search(self.context.code_for(small.test)):
                         return True
-            elif isinstance(statement, cst.If) and _CUDA_WORDS.search(self.context.code_for(statement.test)):
+            elif type(statement) is cst.If and _CUDA_WORDS.search(self.context.code_for(statement.test)):
                 text = self.context.code_for(statement.body)
                 if re.search(r"\braise\b|\bexit\(|\breturn\b", text):
                     return True
@@ -364,15 +364,15 @@ class Fp16WeightsTrained(_Float16):
         if not values:
             return models
         for value, scope, _ in values:
-            if not isinstance(value, cst.Call):
+            if type(value) is not cst.Call:
                 return []
             first = next(
                 (arg.value for arg in value.args if (arg.keyword is None and not arg.star) or (arg.keyword is not None and arg.keyword.value == "params")),
                 None,
             )
             if not (
-                isinstance(first, cst.Call)
-                and isinstance(first.func, cst.Attribute)
+                type(first) is cst.Call
+                and type(first.func) is cst.Attribute
                 and first.func.attr.value == "parameters"
                 and not first.args
             ):
@@ -440,7 +440,7 @@ class Fp16WeightsTrained(_Float16):
 def _other_dtype(call: cst.Call, check: _Float16) -> bool:
     """`.float()`, `.bfloat16()`, `.double()`, `.to(torch.float32)`: a dtype that is not float16."""
     func = call.func
-    if not isinstance(func, cst.Attribute):
+    if type(func) is not cst.Attribute:
         return False
     if func.attr.value in _OTHER_DTYPE_METHODS:
         return True
