@@ -9,12 +9,13 @@ Nothing here decides what is a model or reports anything.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, is_dataclass
+from functools import cached_property
 
 import libcst as cst
 
 from lintml.analysis.imports import ImportTable, Scope, dotted_name
-from lintml.analysis.walk import SCOPE_OUTER_FIELDS, child_nodes, is_node
+from lintml.analysis.walk import SCOPE_OUTER_FIELDS, child_fields, child_nodes, concrete_types, is_node
 
 _DEF_NAME = re.compile(r"^[ \t]*(?:async[ \t]+)?def[ \t]+(\w+)", re.M)
 _WORD_BOUNDARY = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+")
@@ -148,7 +149,7 @@ class Function:
     def is_module_level(self) -> bool:
         return type(self.node) is cst.Module
 
-    @property
+    @cached_property  # asked of every call and binding in the method; its parameters and decorators are set first
     def self_name(self) -> str | None:
         """The name of `self` in a method (its first parameter)."""
         if self.cls is None or not self.params:
@@ -238,6 +239,7 @@ def named_grad_off(expression: cst.BaseExpression, imports: ImportTable, scope: 
 
 # per node type: is it a statement, and which `_visit_*` method (or `_walk_body`) walks it
 _IS_STATEMENT: dict[type, bool] = {}
+_NO_WORDS: frozenset[str] = frozenset()
 _HANDLERS: dict[type, object] = {}
 
 
@@ -258,6 +260,7 @@ class Program:
         self._grad: list[str | None] = [None]
         self._broken: int = 0
         self._statements: list[cst.CSTNode] = []
+        self._statements_tuple: tuple[cst.CSTNode, ...] | None = ()
         self._comprehension_words: list[frozenset[str]] = []
         # functions used as values (`step = self._sample`, `torch.compile(f)`): they
         # have callers lintml cannot see
@@ -298,26 +301,36 @@ class Program:
     # -- the walk --------------------------------------------------------------------
 
     def _site(self) -> Site:
+        grad = None
+        for mode in reversed(self._grad):
+            if mode is not None:
+                grad = mode
+                break
+        statements = self._statements_tuple  # one tuple for the sites of a statement
+        if statements is None:
+            statements = self._statements_tuple = tuple(self._statements)
+        words = self._comprehension_words
         return Site(
             self._order,
             self._function,
             self._loop,
-            next((mode for mode in reversed(self._grad) if mode is not None), None),
+            grad,
             self._broken > 0,
-            tuple(self._statements),
-            frozenset().union(*self._comprehension_words),
+            statements,
+            frozenset().union(*words) if words else _NO_WORDS,
         )
 
     def _walk_body(self, node: cst.CSTNode) -> None:
         for child in child_nodes(node):
-            self._walk(child)
+            if type(child) not in _SKIPPED:
+                self._walk(child)
 
     def _walk_value(self, value) -> None:
         if type(value) in (list, tuple):
             for item in value:
-                if is_node(item):
+                if is_node(item) and type(item) not in _SKIPPED:
                     self._walk(item)
-        elif is_node(value):
+        elif is_node(value) and type(value) not in _SKIPPED:
             self._walk(value)
 
     def _walk(self, node: cst.CSTNode) -> None:
@@ -330,12 +343,14 @@ class Program:
             )
         if is_statement:
             self._statements.append(node)
+            self._statements_tuple = None
         handler = _HANDLERS.get(node_type)
         if handler is None:
             handler = _HANDLERS[node_type] = getattr(Program, f"_visit_{node_type.__name__}", Program._walk_body)
         handler(self, node)
         if is_statement:
             self._statements.pop()
+            self._statements_tuple = None
 
     def _visit_FunctionDef(self, node: cst.FunctionDef) -> None:
         for name in SCOPE_OUTER_FIELDS[cst.FunctionDef]:
@@ -558,6 +573,15 @@ class Program:
         site = self._site()
         binding = Binding(key, value, self._order, site, index, statement)
         function.bindings.setdefault(key, []).append(binding)
+
+
+# leaves the walk has nothing to do at (`Integer`, `Add`, ...; not `Name`): not walked,
+# and not counted in the orders (which only compare)
+_SKIPPED = frozenset(
+    node_type
+    for node_type in concrete_types(cst.CSTNode)
+    if is_dataclass(node_type) and not child_fields(node_type) and not hasattr(Program, f"_visit_{node_type.__name__}")
+)
 
 
 def _directly_in_class(cls: Class, node: cst.FunctionDef) -> bool:
