@@ -4,7 +4,6 @@ positions only for what is reported, then suppressions.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import sys
 import threading
@@ -16,7 +15,7 @@ import libcst as cst
 from libcst.metadata import CodePosition, CodeRange, MetadataWrapper, PositionProvider
 from libcst.metadata.position_provider import PositionProvidingCodegenState
 
-from lintml.analysis.walk import SCOPE_OUTER_FIELDS, child_fields, child_nodes, concrete_types, descendants
+from lintml.analysis.walk import SCOPE_OUTER_FIELDS, SkippedLeaves, child_nodes, concrete_types, descendants
 from lintml.checks.base import Anchor, Check, FileContext, NodeFix
 from lintml.files import InputError
 from lintml.findings import Edit, FileResult, Finding, Fix, InternalError, Position
@@ -59,7 +58,7 @@ class _Traversal:
         self.crashed: set[str] = set()
         # leaves (`Name`, `Integer`, ...: four nodes in ten) that no check handles: not
         # walked into at all
-        self.skipped = _LEAF_TYPES.difference(self.visit, self.leave)
+        self.skipped = SkippedLeaves(frozenset({*self.visit, *self.leave}).__contains__)
 
     def _run(self, handlers: list, node: cst.CSTNode) -> None:
         for check, handler in handlers:
@@ -92,17 +91,11 @@ class _Traversal:
         else:
             skipped = self.skipped
             for child in child_nodes(node):
-                if type(child) not in skipped:
+                if not skipped[type(child)]:
                     self.walk(child)
         handlers = self.leave.get(node_type)
         if handlers:
             self._run(handlers, node)
-
-
-# node types with no field that can hold code
-_LEAF_TYPES = frozenset(
-    node_type for node_type in concrete_types(cst.CSTNode) if dataclasses.is_dataclass(node_type) and not child_fields(node_type)
-)
 
 
 def checks_for(source: str, enabled: frozenset[str]) -> list[type[Check]]:
@@ -199,15 +192,23 @@ _CHAIN_OPERATORS = "+-*/%@|&^<>"
 _LONGEST_CHAIN = 3_000
 
 
+_CHAIN_OPERATOR_BYTES = _CHAIN_OPERATORS.encode()
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"()[]{}")))
+
+
 def _operator_count_at_least(source: str, count: int) -> bool:
-    """An upper bound of the binary and boolean operators in the text, against `count`."""
-    return sum(map(source.count, _CHAIN_OPERATORS)) + source.count(" and") + source.count(" or") >= count
+    """An upper bound of the binary and boolean operators in the text, against `count`
+    (counted in its UTF-8 bytes, where these characters are the same bytes: one pass,
+    not one a character)."""
+    data = source.encode("utf-8", "surrogatepass")
+    operators = len(data) - len(data.translate(None, _CHAIN_OPERATOR_BYTES))
+    return operators + source.count(" and") + source.count(" or") >= count
 
 
 def _bracket_depth_at_least(source: str, depth: int) -> bool:
     """Whether brackets may nest `depth` deep (brackets in strings and comments count
     too: a false alarm only costs one CPython parse)."""
-    brackets = re.sub(r"[^()\[\]{}]+", "", source)
+    brackets = source.encode("utf-8", "surrogatepass").translate(None, _NOT_BRACKETS).decode("ascii")
     if len(brackets) < 2 * depth:
         return False
     for _ in range(depth):

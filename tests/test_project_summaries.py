@@ -55,6 +55,24 @@ def test_index_reads_bases_layers_and_effects():
 # -- summaries ---------------------------------------------------------------------
 
 
+def test_a_class_reading_self_training_is_seen_however_the_attribute_is_written():
+    written = {
+        "self.training": True,
+        "self . training": True,
+        "(self.\n            training)": True,
+        "(self.  # the flag\n            training)": True,
+        "self.training_steps": False,  # another attribute
+        "training_steps": False,
+        # a sentence's dot before a banner of hashes: the text search stays linear
+        "x  # the end.  " + "#" * 40: False,
+    }
+    for text, flag in written.items():
+        source = f"class Net:\n    def forward(self, x):\n        flag = {text}\n        return x\n"
+        for given in (source, source.encode()):
+            found = index_module(ast.parse(source), "m", False, given).classes["Net"].uses_training_flag
+            assert found is flag, text
+
+
 def test_model_classes_and_mode_dependence_across_files(tmp_path: Path):
     facts = project(
         tmp_path,

@@ -90,6 +90,20 @@ def is_node(value) -> bool:
     return _is_node_type(value_type) if known is None else known
 
 
+class SkippedLeaves(dict):
+    """Node type -> whether a walk passes over it: a leaf (no field that can hold code)
+    that `handled` does not name. Filled as types are met (`child_fields` reads a
+    type's annotations: costly for all of LibCST's types at once)."""
+
+    def __init__(self, handled) -> None:
+        super().__init__()
+        self.handled = handled
+
+    def __missing__(self, node_type: type) -> bool:
+        skipped = self[node_type] = not child_fields(node_type) and not self.handled(node_type)
+        return skipped
+
+
 def child_nodes(node: cst.CSTNode, fields: tuple[str, ...] | None = None) -> list[cst.CSTNode]:
     """The nodes in `fields` of `node` (by default every field that can hold code), in order."""
     if fields is None:

@@ -13,6 +13,7 @@ store and to compare.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 
 # Values, as tuples (hashable, and stored as they are):
@@ -35,6 +36,10 @@ _CHAIN = frozenset({"to", "cuda", "cpu", "half", "float", "bfloat16", "double", 
 _SCALAR_METHODS = frozenset({"item", "tolist", "numpy"})
 _GRAD_OFF = frozenset({"torch.no_grad", "torch.inference_mode", "torch.autograd.no_grad", "torch.autograd.inference_mode"})
 _ZERO_METHODS = frozenset({"zero_grad"})
+# the text of an attribute `.training`: a dot, then spaces, line breaks, continuations or
+# comments, then the name
+_TRAINING_TEXT = re.compile(r"\.(?:[\s\\]|#[^\n]*\n)*training")  # each part starts differently: linear
+_TRAINING_BYTES = re.compile(_TRAINING_TEXT.pattern.encode())
 
 
 # Refs met in the indexes read by this process, each kept once (see `_Reader.ref`), and
@@ -96,7 +101,7 @@ class ModuleFacts:
     top: FunctionFacts | None = None  # the module's own code, as a function "<module>"
     bindings: dict[str, list[Ref]] = field(default_factory=dict)  # module-level names
     defined: set[str] = field(default_factory=set)  # names of its top-level classes and defs
-    mentions_training: bool = True  # its text has `training` (else no `self.training` to look for)
+    mentions_training: bool = True  # its text has `.training` (else no `self.training` to look for)
 
 
 def package_of(module: str, is_package: bool) -> str:
@@ -119,7 +124,8 @@ def absolute_import(module: str | None, level: int, package: str) -> str | None:
 def index_module(tree: ast.Module, module: str, is_package: bool = False, text: bytes | str | None = None) -> ModuleFacts:
     facts = ModuleFacts(module)
     if text is not None:
-        facts.mentions_training = (b"training" if isinstance(text, bytes) else "training") in text
+        found = (_TRAINING_BYTES if isinstance(text, bytes) else _TRAINING_TEXT).search(text)
+        facts.mentions_training = found is not None
     package = package_of(module, is_package)
     for statement in _module_statements(tree.body):
         if isinstance(statement, ast.Import):
