@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -157,3 +158,18 @@ def test_paired_runs_alternate_and_give_the_ratio_of_each_pair(tmp_path: Path):
         assert min(wall_a, wall_b, ratio) > 0 and cpu_a == cpu_a and cpu_ratio == cpu_ratio  # numbers, not nan
     finally:
         sys.modules.pop("lintml_benchmark_bench_static", None)
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+def test_instruction_counts_are_the_same_for_the_same_work_and_grow_with_it():
+    """benchmarks/instructions.py, the deterministic side-by-side measure: a process's
+    instructions under callgrind, the same for the same program, more for more work."""
+    counter = _load("lintml_benchmark_instructions", "instructions.py")
+    try:
+        small = [sys.executable, "-c", "sum(range(10))"]
+        large = [sys.executable, "-c", "sum(range(3_000_000))"]
+        first, again, more = counter.instructions(small), counter.instructions(small), counter.instructions(large)
+        assert abs(first - again) < first / 100
+        assert more > first + 30_000_000  # three million loop steps: tens of instructions each
+    finally:
+        sys.modules.pop("lintml_benchmark_instructions", None)
