@@ -182,7 +182,7 @@ def paired(first, second, runs):
     """`first` and `second` (as for `timed`) run alternately, `runs` times each, so that a
     machine whose speed drifts (a shared host) slows both alike. (first's median wall and
     CPU, second's, the medians of the per-pair ratios second / first (wall, CPU), second's
-    last CompletedProcess)."""
+    last CompletedProcess, every pair's (wall, CPU) ratio)."""
     a, b, ratios = [], [], []
     process = None
     for run in range(runs):
@@ -192,7 +192,7 @@ def paired(first, second, runs):
         b.append((wall_b, cpu_b))
         ratios.append((wall_b / wall_a, cpu_b / cpu_a))
     column = lambda rows, i: median(row[i] for row in rows)  # noqa: E731
-    return (column(a, 0), column(a, 1)), (column(b, 0), column(b, 1)), (column(ratios, 0), column(ratios, 1)), process
+    return (column(a, 0), column(a, 1)), (column(b, 0), column(b, 1)), (column(ratios, 0), column(ratios, 1)), process, ratios
 
 
 def project_root(path: Path, top: Path) -> Path:
@@ -336,10 +336,12 @@ def bench_corpus(corpus: Corpus, args, flags, neutral, jobs, scratch: Path) -> d
     # cold: each run with a new, empty cache folder (the last one's is the warm runs'
     # cache), each right after a run of the fresh-process floor it is judged against
     cache_dirs = [Path(tempfile.mkdtemp(prefix="cold-", dir=scratch)) for _ in range(args.runs)]
-    (r["fresh"], r["fresh_cpu"]), (r["cold"], r["cold_cpu"]), r["cold_per_fresh"], process = paired(
+    (r["fresh"], r["fresh_cpu"]), (r["cold"], r["cold_cpu"]), r["cold_per_fresh"], process, pairs = paired(
         floor_command, lambda run: cold_command(lint, flags, root, cache_dirs[run]), args.runs)
+    r["pairs"] = sorted(wall for wall, _ in pairs)
     print(f"parse floor: {r['floor1']:.2f} s (1 process), {r['floorN']:.2f} s ({r['workers']} as lintml's --jobs {jobs}), "
           f"{r['fresh']:.2f} s (a fresh process: start-up and LibCST's import included)")
+    print("cold / fresh floor, each pair (wall, sorted): " + " ".join(f"{ratio:.2f}" for ratio in r["pairs"]))
     found = FINDING.findall(process.stdout)
     r["findings"], r["files_with"] = len(found), len({line.split(":")[0] for line in found})
     if "no Python files" in process.stderr:
@@ -487,6 +489,8 @@ def render(rows, corpora, memory, start, args, flags, jobs, info) -> tuple[str, 
     notes = [
         f"Medians of {args.runs} runs (start-up: {args.startup_runs}). `python -c pass` took {1000 * base:.0f} ms. "
         "lintml is byte-compiled first (`compileall`), as an installed copy is.",
+        "lintml cold / fresh-process floor, each pair (wall, sorted): "
+        + "; ".join(f"{name} {' '.join(f'{ratio:.2f}' for ratio in r['pairs'])}" for name, r in rows.items()) + ".",
         *[f"Corpus {c.name}: {c.detail}; {rows[c.name]['files']} files lintml checks "
           f"({rows[c.name]['notebooks']} notebooks)." for c in corpora.values() if c.kind == "git" and c.name in rows],
         f"TorchFix: `torchfix -j {jobs} CORPUS` (default rules, report only): {'; '.join(tf) or 'not run'}.",

@@ -152,8 +152,9 @@ def test_paired_runs_alternate_and_give_the_ratio_of_each_pair(tmp_path: Path):
         log = tmp_path / "log"
         first = [sys.executable, "-c", f"open({str(log)!r}, 'a').write('a')"]
         second = lambda run: [sys.executable, "-c", f"open({str(log)!r}, 'a').write('b{run}')"]  # noqa: E731
-        (wall_a, cpu_a), (wall_b, cpu_b), (ratio, cpu_ratio), process = bench.paired(first, second, 3)
+        (wall_a, cpu_a), (wall_b, cpu_b), (ratio, cpu_ratio), process, pairs = bench.paired(first, second, 3)
         assert log.read_text() == "ab0ab1ab2"
+        assert len(pairs) == 3 and sorted(wall for wall, _ in pairs)[1] == ratio  # the median pair
         assert process.args == second(2)
         assert min(wall_a, wall_b, ratio) > 0 and cpu_a == cpu_a and cpu_ratio == cpu_ratio  # numbers, not nan
     finally:
