@@ -134,7 +134,7 @@ class ImportTable:
             self._collect_compound(statement, scope)
 
     def _collect_compound(self, statement: cst.CSTNode, scope: Scope) -> None:
-        if type(statement) in (cst.For,):
+        if type(statement) is cst.For:
             self._bind_target(statement.target, scope)
         elif type(statement) is cst.With:
             for item in statement.items:

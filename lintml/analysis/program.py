@@ -323,9 +323,8 @@ class Program:
     def _walk_body(self, node: cst.CSTNode) -> None:
         for child in child_nodes(node):
             child_type = type(child)
-            if child_type is cst.Name:  # a third of all nodes: `_visit_Name` without the walk's round
-                if child.value in self._def_names and id(child) not in self._called:
-                    self.value_references.append((self._function, child.value, child))
+            if child_type is cst.Name:  # a third of all nodes: visited without the walk's round
+                self._visit_Name(child)
             elif not _SKIPPED[child_type]:
                 self._walk(child)
 

@@ -304,7 +304,8 @@ class Layout:
                 self._bindings[module] = found
                 return found
         self.parses += 1
-        for tree in _trees(path, data):
+        tree = _tree(path, data)
+        if tree is not None:
             _collect(tree.body, bindings, lambda name, level: self._absolute(module, name, level))
         if name is not None:
             shared.store(name, bindings)
@@ -321,15 +322,14 @@ class Layout:
         return ".".join(parts) or None
 
 
-def _trees(path: Path, data: bytes) -> list[ast.Module]:
+def _tree(path: Path, data: bytes) -> ast.Module | None:
     """The file (its bytes `data`) parsed by CPython (a notebook: its code cells as lintml
-    joins them, those that do not parse left out); nothing for a file that does not parse."""
+    joins them, those that do not parse left out); None for a file that does not parse."""
     if is_notebook(path.name):
         from lintml.notebooks import program_text
 
         data = program_text(data)
-    tree = parse_source(data)
-    return [tree] if tree is not None else []
+    return parse_source(data)
 
 
 # The last few files parsed, by their source: a module's imports are read here and its
