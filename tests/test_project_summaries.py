@@ -283,6 +283,35 @@ def test_callers_are_read_only_from_modules_whose_imports_may_reach_the_function
     assert "uses_namespace" in facts.modules_naming("train", "namespace.tools")
 
 
+def test_a_notebooks_functions_are_called_from_its_own_cells_alone(tmp_path: Path):
+    """Python's import system never loads a notebook: the callers of a function defined
+    in one are looked for in its own cells, and the other notebooks and scripts that
+    name the function (and import everything a notebook may) are not read for them."""
+    import json
+
+    def notebook(*cells: str) -> str:
+        return json.dumps({
+            "cells": [{"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+                       "source": cell} for cell in cells],
+            "metadata": {}, "nbformat": 4, "nbformat_minor": 5,
+        })  # fmt: skip
+
+    facts = project(
+        tmp_path,
+        {
+            "ch05.ipynb": notebook("def evaluate(model, batch):\n    return model(batch)\n", "evaluate(net, x)\n"),
+            "ch06.ipynb": notebook("# as in ch05.ipynb\nfrom helpers import *\n", "def evaluate(m):\n    return m\nevaluate(1)\n"),
+            "helpers.py": "def evaluate(model):\n    return model\nevaluate(2)\n",
+        },
+    )
+    assert facts.modules_naming("evaluate", "ch05.ipynb") == ["ch05.ipynb"]
+    ref = FunctionRef("ch05.ipynb", "evaluate")
+    assert facts.summaries.may_be_called_from_outside(ref) is False
+    callers = facts.summaries.callers(ref)
+    assert [(caller.module, caller.name) for caller, _ in callers] == [("ch05.ipynb", "<module>")]
+    assert set(dict.keys(facts.modules)) == {"ch05.ipynb"}  # no other module's index was made
+
+
 def test_whether_a_module_assigns_a_name_is_read_from_its_lines():
     """`may_assign`'s text test (no module is parsed for it): a line that assigns the
     name at its start or in a tuple before any comment; not a use, a comparison, an

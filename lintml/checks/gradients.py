@@ -105,9 +105,11 @@ class InferenceWithoutNoGrad(Check):
         if site is None or site.broken_grad_with:
             return  # `with torch.no_grad:` is LML103's finding (clarification 7)
         function = site.function
-        model = context.models.forward_key(node, function) or context.contexts.helper_forward(node, site)
-        if model is None or context.contexts.is_model_code(function):
+        if context.contexts.is_model_code(function):
             return  # model code is never an inference call site
+        model = context.models.forward_key(node, function) or context.contexts.helper_forward(node, site)
+        if model is None:
+            return
         if context.contexts.grad_disabled(site) or context.contexts.grad_unknown(site):
             return
         signal = context.contexts.inference_signal(site, model)

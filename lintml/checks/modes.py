@@ -107,13 +107,13 @@ class InferenceWithoutEval(Check):
         if site is None or site.broken_grad_with:
             return  # a broken `with torch.no_grad:` is LML103's alone
         function = site.function
+        if context.contexts.is_model_code(function) or context.contexts.is_test_function(function):
+            return
         model = context.models.forward_key(node, function)
         through_helper = model is None
         if through_helper:
             model = context.contexts.helper_forward(node, site)
         if model is None:
-            return
-        if context.contexts.is_model_code(function) or context.contexts.is_test_function(function):
             return
         if self._trainer_sets_eval(function):
             return

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lintml.files import NOTEBOOK_SUFFIX
 from lintml.project import shared
 from lintml.project.layout import Layout, build_layout, find_root, forget_parsed, parse_source
 
@@ -162,6 +163,13 @@ class ProjectFacts:
         cached = self._naming.get(key)
         if cached is not None:
             return cached
+        if defined_in and defined_in.lower().endswith(NOTEBOOK_SUFFIX):
+            # nothing imports a notebook (Python's import system does not load one):
+            # its functions are called from its own cells alone (whose JSON text may
+            # glue an escape to the name: `\ntrain(`)
+            found = [defined_in]
+            self._naming[key] = found
+            return found
         having = self._modules_with(name)
         # an importer names the module, or a package whose `__init__` re-exports `name`
         places: set[str] = set()
