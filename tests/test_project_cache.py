@@ -199,3 +199,66 @@ def test_forgetting_the_projects_forgets_the_refs_their_indexes_shared(tmp_path:
     assert index._REFS  # the indexes read share their refs
     project_facts.clear()
     assert index._REFS == {}
+
+
+FACTS_DIGEST = """\
+import sys
+from pathlib import Path
+from lintml.project.facts import ProjectFacts
+from lintml.project.layout import build_layout
+facts = ProjectFacts(build_layout(Path(sys.argv[1])))
+print(facts.facts_digest("models"))
+"""
+
+
+def test_a_modules_facts_digest_is_the_same_in_every_process_and_follows_its_facts(tmp_path: Path):
+    """A stored finding names the digest of each module's facts it used; a warm run in
+    another process (another hash seed, so sets iterate in another order) must compute
+    the same digest for the same facts, a comment must not change it, and a new layer
+    must."""
+    (tmp_path / "pyproject.toml").write_text("")
+    models = tmp_path / "models.py"
+    names = "\n".join(f"def helper_{n}(x):\n    return x\n" for n in range(20))  # a set of 20+ names
+    layers = "".join(f"        self.fc{n} = nn.Linear(8, 8)\n" for n in range(10))
+    methods = "".join(f"    def m{n}(self):\n        return self.fc{n}\n" for n in range(10))
+    text = MODEL_WITHOUT_DROPOUT.replace("        self.fc = nn.Linear(8, 2)\n", layers) + methods + names
+
+    def digests(seeds):
+        found = set()
+        for seed in seeds:
+            env = {"PYTHONHASHSEED": str(seed), "PATH": "", "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+            out = subprocess.run([sys.executable, "-c", FACTS_DIGEST, str(tmp_path)], env=env, capture_output=True, text=True, check=True)
+            found.add(out.stdout.strip())
+        return found
+
+    models.write_text(text)
+    first = digests([1, 2, 3])
+    assert len(first) == 1 and "-" not in first
+    models.write_text(text.replace("return x\n", "return x  # a comment: no fact changes\n", 1))
+    assert digests([4]) == first
+    models.write_text(text.replace("        self.fc0 = nn.Linear(8, 8)\n", "        self.fc0 = nn.Linear(8, 8)\n        self.drop = nn.Dropout(0.1)\n"))
+    assert digests([5]) != first
+
+
+def test_a_dependency_whose_index_was_not_read_is_not_read_to_store_a_result(tmp_path: Path):
+    """An import that resolves to a module makes it a dependency, but a check that never
+    read its index does not have it read just to digest its facts (a fifth of the index
+    reads of a cold end-user run): the stored result holds while the module's bytes do."""
+    from lintml.project.facts import UNREAD_FACTS, ProjectFacts
+    from lintml.project.layout import build_layout
+
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "utils.py").write_text("def progress_bar(i, total):\n    print(i, total)\n")
+    facts = ProjectFacts(build_layout(tmp_path))
+    digest = facts.dependency_digest(("module", "utils"))
+    assert digest.endswith(":" + UNREAD_FACTS) and "utils" not in dict.keys(facts.modules)
+    assert facts.still_holds([["module", "utils", digest]], None)
+    (tmp_path / "utils.py").write_text("def progress_bar(i, total):  # the same facts\n    print(i, total)\n")
+    later = ProjectFacts(build_layout(tmp_path))
+    assert not later.still_holds([["module", "utils", digest]], None)
+    # once read, the facts' digest is stored, and a comment no longer matters
+    later.modules.get("utils")
+    read = later.dependency_digest(("module", "utils"))
+    assert not read.endswith(":" + UNREAD_FACTS)
+    (tmp_path / "utils.py").write_text("def progress_bar(i, total):  # another comment\n    print(i, total)\n")
+    assert ProjectFacts(build_layout(tmp_path)).still_holds([["module", "utils", read]], None)

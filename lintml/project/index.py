@@ -104,6 +104,28 @@ class ModuleFacts:
     mentions_training: bool = True  # its text has `.training` (else no `self.training` to look for)
 
 
+def facts_text(facts: ModuleFacts) -> str:
+    """A text of a module's index that is the same in every process for the same facts:
+    the dataclasses' own `repr` (C for the lists, dicts and tuples inside; dicts keep
+    their source order), with the two sets of names sorted (a set's order depends on
+    the process's hash seed). A recursive canonical form in Python cost 1.8% of a cold
+    end-user run."""
+    classes = [
+        (name, [getattr(cls, field) for field in _CLASS_FIELDS], sorted(cls.method_names))
+        for name, cls in facts.classes.items()
+    ]
+    return repr((
+        [getattr(facts, field) for field in _MODULE_FIELDS], sorted(facts.defined), classes,
+    ))  # fmt: skip
+
+
+# the fields `facts_text` writes as they are: all but the sets (and the classes, each
+# written with its set sorted)
+_SETS = ("defined", "method_names")
+_MODULE_FIELDS = tuple(name for name in ModuleFacts.__dataclass_fields__ if name not in (*_SETS, "classes"))
+_CLASS_FIELDS = tuple(name for name in ClassFacts.__dataclass_fields__ if name not in _SETS)
+
+
 def package_of(module: str, is_package: bool) -> str:
     return module if is_package else module.rpartition(".")[0]
 
